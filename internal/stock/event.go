@@ -1,0 +1,92 @@
+// Package stock holds soldout's domain: Stripe checkout events as soldout
+// sees them, the sales it records, the outcomes it reports, and the rules
+// that turn one into the others. It imports no database, HTTP or SDK package;
+// the Catalog (Sanity) and Journal (SQL) interfaces are implemented elsewhere.
+package stock
+
+import (
+	"strings"
+	"time"
+)
+
+// Checkout event types soldout acts on. Any other type is journaled and ignored.
+const (
+	CheckoutCompleted      = "checkout.session.completed"
+	CheckoutAsyncSucceeded = "checkout.session.async_payment_succeeded"
+	CheckoutAsyncFailed    = "checkout.session.async_payment_failed"
+	CheckoutExpired        = "checkout.session.expired"
+)
+
+// Payment statuses of a Checkout Session.
+const (
+	PaymentPaid              = "paid"
+	PaymentUnpaid            = "unpaid"
+	PaymentNoPaymentRequired = "no_payment_required"
+)
+
+// Event is a verified Stripe event, reduced to what soldout needs.
+type Event struct {
+	ID         string
+	Type       string
+	Created    time.Time
+	Livemode   bool
+	APIVersion string
+	Session    Session // zero unless data.object is a Checkout Session
+	Payload    []byte  // the raw body as Stripe signed it, kept for audit
+}
+
+// Session is the part of a Checkout Session that soldout reads.
+type Session struct {
+	ID            string
+	Status        string // open, complete, expired
+	PaymentStatus string // paid, unpaid, no_payment_required
+	Email         string
+	AmountTotal   int64 // minor units
+	Currency      string
+	// ArtworkIDs comes from metadata.artworkId, or metadata.artworkIds split
+	// on commas. Entries are as sent: they are validated by ValidArtworkID
+	// before anything reaches Sanity.
+	ArtworkIDs []string
+}
+
+// ArtworkIDsFromMetadata reads the artwork ids a Checkout Session names.
+// metadata.artworkId wins; otherwise metadata.artworkIds is split on commas,
+// blanks trimmed and empty entries dropped.
+func ArtworkIDsFromMetadata(metadata map[string]string) []string {
+	if id := strings.TrimSpace(metadata["artworkId"]); id != "" {
+		return []string{id}
+	}
+	var ids []string
+	for _, id := range strings.Split(metadata["artworkIds"], ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// MaxArtworkIDLength is Sanity's limit on document ids.
+const MaxArtworkIDLength = 128
+
+// ValidArtworkID reports whether id is a plain published Sanity document id:
+// letters, digits, '_', '-', '.', at most 128 characters, and not a draft or
+// release version. Anything else must never reach Sanity: the doc endpoint
+// takes comma-separated ids in its path, so a hostile id could address
+// another document.
+func ValidArtworkID(id string) bool {
+	if id == "" || len(id) > MaxArtworkIDLength {
+		return false
+	}
+	if strings.HasPrefix(id, "drafts.") || strings.HasPrefix(id, "versions.") {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
