@@ -87,6 +87,9 @@ var (
 	ErrSaleTaken = errors.New("artwork already has an active sale")
 	// ErrSaleExists: the journal already has a row for this artwork and session.
 	ErrSaleExists = errors.New("sale already recorded for this session")
+	// ErrBusy: another process holds a live lease on the sale; the caller
+	// should come back later (Stripe retries).
+	ErrBusy = errors.New("another soldout process is applying this sale")
 	// ErrStale: a compare-and-set on a journal row lost against another writer.
 	ErrStale = errors.New("journal row changed by another writer")
 )

@@ -68,7 +68,7 @@ type Sale struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	// Version guards UpdateSale: a row is written only if nobody else wrote
-	// it since it was read.
+	// it since it was read. InsertSale stores new rows at version 1.
 	Version int64
 }
 

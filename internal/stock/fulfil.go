@@ -1,0 +1,514 @@
+package stock
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultLeaseTTL bounds how long a crashed process can block a sale. It
+// must stay above the webhook time budget, so that a live process never
+// loses its lease in the middle of a write.
+const DefaultLeaseTTL = 20 * time.Second
+
+// maxDecisions bounds the read-decide-write loop when the journal or Sanity
+// keep changing under us (another replica, an editor saving).
+const maxDecisions = 5
+
+// ArtworkResult is the outcome for one artwork of an event.
+type ArtworkResult struct {
+	ArtworkID string  `json:"id"`
+	Outcome   Outcome `json:"outcome"`
+}
+
+// Result is what processing an event did.
+type Result struct {
+	Outcome  Outcome         `json:"outcome"`
+	Artworks []ArtworkResult `json:"artworks,omitempty"`
+}
+
+// Fulfiller applies checkout events to the catalog and records them in the
+// journal. It is the one idempotent fulfil routine that the webhook (and any
+// other caller) goes through; it is safe to run concurrently, in several
+// processes, for the same session.
+type Fulfiller struct {
+	Catalog Catalog
+	Journal Journal
+	Logger  *slog.Logger
+	// Owner names this process in sale leases; unique per process.
+	Owner    string
+	LeaseTTL time.Duration
+	Now      func() time.Time
+
+	locks keyedLocks
+}
+
+func (f *Fulfiller) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+func (f *Fulfiller) leaseTTL() time.Duration {
+	if f.LeaseTTL > 0 {
+		return f.LeaseTTL
+	}
+	return DefaultLeaseTTL
+}
+
+// Handle records ev, applies it unless an earlier delivery already did, and
+// records the outcome. A non-nil error means the event was not (fully)
+// applied and must be delivered again.
+func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
+	rec, err := f.Journal.RecordDelivery(ctx, ev, f.now())
+	if err != nil {
+		return Result{}, err
+	}
+	if rec.Outcome.Final() {
+		return Result{Outcome: OutcomeDuplicate}, nil
+	}
+	res, procErr := f.process(ctx, ev)
+	outcome, lastErr := res.Outcome, ""
+	if procErr != nil {
+		outcome, lastErr = OutcomeFailed, procErr.Error()
+	}
+	// The outcome is recorded even when the request's budget is spent, so
+	// that the audit trail says why Stripe got a 5xx.
+	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := f.Journal.FinishEvent(finishCtx, ev.ID, outcome, res.detail(), lastErr, f.now()); err != nil && procErr == nil {
+		return res, err
+	}
+	return res, procErr
+}
+
+func (r Result) detail() string {
+	parts := make([]string, len(r.Artworks))
+	for i, a := range r.Artworks {
+		parts[i] = a.ArtworkID + "=" + string(a.Outcome)
+	}
+	return strings.Join(parts, " ")
+}
+
+// action is what an event asks for, per artwork.
+type action int
+
+const (
+	actNone action = iota
+	actHold
+	actSell
+	actRelease
+)
+
+func (f *Fulfiller) actionFor(ev Event) action {
+	switch ev.Type {
+	case CheckoutCompleted:
+		switch ev.Session.PaymentStatus {
+		case PaymentPaid, PaymentNoPaymentRequired:
+			return actSell
+		case PaymentUnpaid:
+			return actHold
+		}
+		f.Logger.Warn("checkout completed with an unknown payment_status: ignored; check the session in the Stripe Dashboard",
+			"event_id", ev.ID, "session_id", ev.Session.ID, "payment_status", ev.Session.PaymentStatus)
+	case CheckoutAsyncSucceeded:
+		return actSell
+	case CheckoutAsyncFailed:
+		return actRelease
+	}
+	return actNone
+}
+
+func (f *Fulfiller) process(ctx context.Context, ev Event) (Result, error) {
+	act := f.actionFor(ev)
+	if act == actNone {
+		return Result{Outcome: OutcomeIgnored}, nil
+	}
+	ids := uniq(ev.Session.ArtworkIDs)
+	if len(ids) == 0 {
+		f.Logger.Warn("checkout session carries no artworkId or artworkIds metadata: nothing to mark unavailable; if this session sold an artwork, set it unavailable in Sanity by hand and fix the checkout route's metadata",
+			"event_id", ev.ID, "type", ev.Type, "session_id", ev.Session.ID)
+		return Result{Outcome: OutcomeIgnored}, nil
+	}
+	res := Result{Artworks: make([]ArtworkResult, 0, len(ids))}
+	var errs []error
+	for _, id := range ids {
+		var (
+			out Outcome
+			err error
+		)
+		switch {
+		case !ValidArtworkID(id):
+			out = OutcomeInvalidMetadata
+			f.Logger.Error("checkout session names an artwork id that is not a published Sanity id: nothing was sent to Sanity; a person must find which artwork was paid for and mark it unavailable",
+				"event_id", ev.ID, "session_id", ev.Session.ID, "artwork_id", truncate(id, 160), "email", ev.Session.Email)
+		case act == actRelease:
+			out, err = f.release(ctx, ev, id)
+		case act == actHold:
+			out, err = f.take(ctx, ev, id, SaleHeld)
+		default:
+			out, err = f.take(ctx, ev, id, SaleSold)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			out = OutcomeFailed
+		}
+		res.Artworks = append(res.Artworks, ArtworkResult{ArtworkID: truncate(id, MaxArtworkIDLength), Outcome: out})
+	}
+	res.Outcome = summarize(res.Artworks)
+	return res, errors.Join(errs...)
+}
+
+// summarize picks the event-level outcome: the one a person most needs to see.
+func summarize(rs []ArtworkResult) Outcome {
+	rank := func(o Outcome) int {
+		return slices.Index([]Outcome{OutcomeFailed, OutcomeInvalidMetadata, OutcomeDoubleSale, OutcomeAlreadyUnavailable,
+			OutcomeReleaseSkipped, OutcomeSold, OutcomeHeld, OutcomeReleased, OutcomeIgnored, OutcomeDuplicate}, o)
+	}
+	best := rs[0].Outcome
+	for _, r := range rs[1:] {
+		if rank(r.Outcome) < rank(best) {
+			best = r.Outcome
+		}
+	}
+	return best
+}
+
+// take makes the artwork unavailable for ev's session, as held or sold.
+// The journal decides who gets the piece (one active sale per artwork);
+// Sanity follows, guarded by ifRevisionID.
+func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleState) (Outcome, error) {
+	unlock, err := f.locks.lock(ctx, id)
+	if err != nil {
+		return "", Wrap(Unavailable, err, "waiting for another delivery of artwork %s", id)
+	}
+	defer unlock()
+	log := f.Logger.With("event_id", ev.ID, "session_id", ev.Session.ID, "artwork_id", id)
+	for range maxDecisions {
+		sales, err := f.Journal.Sales(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		own, active := findSales(sales, ev.Session.ID)
+		var out Outcome
+		switch {
+		case own != nil:
+			out, err = f.continueOwn(ctx, ev, *own, want, log)
+		case active != nil:
+			out, err = f.doubleSale(ctx, ev, id, *active, log)
+		default:
+			out, err = f.claim(ctx, ev, id, want, log)
+		}
+		if errors.Is(err, ErrStale) || errors.Is(err, ErrSaleTaken) || errors.Is(err, ErrSaleExists) {
+			continue // another writer decided meanwhile: decide again
+		}
+		return out, err
+	}
+	return "", Errorf(Unavailable, "artwork %s: the journal kept changing while deciding; Stripe will retry", id)
+}
+
+// claim handles an artwork nobody has taken in the journal yet.
+func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleState, log *slog.Logger) (Outcome, error) {
+	art, err := f.Catalog.Artwork(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if art.Published == nil {
+		log.Error("artwork does not exist in Sanity: check SANITY_PROJECT_ID and SANITY_DATASET, or restore the document; the event is refused so that Stripe retries")
+		return "", Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", id)
+	}
+	if !art.Published.IsAvailable() {
+		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer paid for a piece marked unavailable by someone else; check whether it was sold elsewhere",
+			"email", ev.Session.Email)
+		return OutcomeAlreadyUnavailable, nil
+	}
+	now := f.now()
+	sale := Sale{
+		ArtworkID: id, SessionID: ev.Session.ID, State: want,
+		Email: ev.Session.Email, Amount: ev.Session.AmountTotal, Currency: ev.Session.Currency,
+		EventIDs:   []string{ev.ID},
+		LeaseOwner: f.Owner, LeaseUntil: now.Add(f.leaseTTL()),
+		CreatedAt: now, UpdatedAt: now, Version: 1,
+	}
+	if err := f.Journal.InsertSale(ctx, sale); err != nil {
+		return "", err
+	}
+	if err := f.applyTake(ctx, sale, &art, log); err != nil {
+		return "", err
+	}
+	return outcomeOf(want), nil
+}
+
+// continueOwn handles a session that already has a row for the artwork:
+// a redelivery, held becoming sold, or a write a crash left undone.
+func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want SaleState, log *slog.Logger) (Outcome, error) {
+	switch own.State {
+	case SaleDoubleSale:
+		return OutcomeDoubleSale, nil
+	case SaleReleased:
+		log.Info("session's payment failed earlier: artwork not taken again")
+		return OutcomeIgnored, nil
+	}
+	out := OutcomeDuplicate
+	if own.State == SaleHeld && want == SaleSold {
+		own.State, out = SaleSold, OutcomeSold
+		own.EventIDs = append(own.EventIDs, ev.ID)
+	}
+	if own.AppliedRev != "" {
+		if out == OutcomeDuplicate {
+			return out, nil
+		}
+		own.UpdatedAt = f.now()
+		_, err := f.Journal.UpdateSale(ctx, own)
+		return out, err
+	}
+	// The sale was claimed but its Sanity write is not known to have
+	// committed: a crash, a timeout, or another replica at work right now.
+	now := f.now()
+	if own.LeaseOwner != f.Owner && own.LeaseUntil.After(now) {
+		return "", Wrap(Unavailable, ErrBusy, "artwork %s (lease until %s); Stripe will retry", own.ArtworkID, own.LeaseUntil.UTC().Format(time.RFC3339))
+	}
+	own.LeaseOwner, own.LeaseUntil, own.UpdatedAt = f.Owner, now.Add(f.leaseTTL()), now
+	own, err := f.Journal.UpdateSale(ctx, own)
+	if err != nil {
+		return "", err
+	}
+	if err := f.applyTake(ctx, own, nil, log); err != nil {
+		return "", err
+	}
+	return outcomeOf(own.State), nil
+}
+
+// doubleSale records that ev's buyer paid for a piece another session holds.
+func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, winner Sale, log *slog.Logger) (Outcome, error) {
+	now := f.now()
+	err := f.Journal.InsertSale(ctx, Sale{
+		ArtworkID: id, SessionID: ev.Session.ID, State: SaleDoubleSale,
+		Email: ev.Session.Email, Amount: ev.Session.AmountTotal, Currency: ev.Session.Currency,
+		EventIDs: []string{ev.ID}, CreatedAt: now, UpdatedAt: now, Version: 1,
+	})
+	if err != nil {
+		return "", err
+	}
+	log.Error("double sale: this buyer paid for an artwork that another session already took; Sanity left untouched; refund one buyer (see `soldout sales list --state double_sale`)",
+		"email", ev.Session.Email, "amount", ev.Session.AmountTotal, "currency", ev.Session.Currency,
+		"winning_session_id", winner.SessionID, "winning_email", winner.Email, "winning_state", winner.State)
+	return OutcomeDoubleSale, nil
+}
+
+// applyTake makes every variant of the artwork unavailable and marks the
+// sale applied. art, when given, is a fresh read to start from.
+func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, log *slog.Logger) error {
+	var appliedRev string
+	for attempt := 0; appliedRev == ""; attempt++ {
+		if attempt == maxDecisions {
+			return Errorf(Unavailable, "artwork %s kept changing in Sanity while soldout wrote it; Stripe will retry", sale.ArtworkID)
+		}
+		if art == nil || attempt > 0 {
+			a, err := f.Catalog.Artwork(ctx, sale.ArtworkID)
+			if err != nil {
+				return err
+			}
+			art = &a
+		}
+		if art.Published == nil {
+			log.Error("artwork was deleted from Sanity before soldout could mark it unavailable; restore it or settle the sale by hand")
+			return Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", sale.ArtworkID)
+		}
+		open := availableVariants(art.Variants())
+		if len(open) == 0 {
+			// Unavailable everywhere: an earlier attempt committed and its
+			// answer was lost, or soldout's own earlier write is in place.
+			appliedRev = art.Published.Rev
+			break
+		}
+		// The id covers the revision it was computed from, so a retry of this
+		// very write is deduplicated by Sanity, while a later write (a draft
+		// that appeared) gets an id of its own.
+		txID := TransactionID(sale.SessionID, sale.ArtworkID, "take", art.Published.Rev)
+		err := f.Catalog.SetAvailable(ctx, txID, false, open)
+		if errors.Is(err, ErrRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		appliedRev = art.Published.Rev
+		if art.Published.IsAvailable() {
+			appliedRev = txID
+		}
+	}
+	if err := f.patchLateDraft(ctx, sale, appliedRev); err != nil {
+		return err
+	}
+	sale.AppliedRev, sale.LeaseOwner, sale.LeaseUntil, sale.UpdatedAt = appliedRev, "", time.Time{}, f.now()
+	_, err := f.Journal.UpdateSale(ctx, sale)
+	return err
+}
+
+// patchLateDraft closes the draft trap: creating a draft does not change the
+// published _rev, so a draft opened between the read and the write escapes
+// ifRevisionID, and publishing it later would put the piece back on sale.
+func (f *Fulfiller) patchLateDraft(ctx context.Context, sale Sale, appliedRev string) error {
+	for range maxDecisions {
+		d, err := f.Catalog.Draft(ctx, sale.ArtworkID)
+		if err != nil || d == nil || !d.IsAvailable() {
+			return err
+		}
+		err = f.Catalog.SetAvailable(ctx, draftTransactionID(sale, appliedRev), false, []Variant{*d})
+		if !errors.Is(err, ErrRevisionMismatch) {
+			return err
+		}
+	}
+	return Errorf(Unavailable, "draft of artwork %s kept changing while soldout wrote it; Stripe will retry", sale.ArtworkID)
+}
+
+func draftTransactionID(sale Sale, appliedRev string) string {
+	return TransactionID(sale.SessionID, sale.ArtworkID, "draft", appliedRev)
+}
+
+// release hands an artwork back after a delayed payment failed, but only if
+// soldout itself took it for this session and nobody changed it since.
+func (f *Fulfiller) release(ctx context.Context, ev Event, id string) (Outcome, error) {
+	unlock, err := f.locks.lock(ctx, id)
+	if err != nil {
+		return "", Wrap(Unavailable, err, "waiting for another delivery of artwork %s", id)
+	}
+	defer unlock()
+	log := f.Logger.With("event_id", ev.ID, "session_id", ev.Session.ID, "artwork_id", id)
+	for range maxDecisions {
+		sales, err := f.Journal.Sales(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		own, _ := findSales(sales, ev.Session.ID)
+		out, err := f.releaseOwn(ctx, ev, id, own, log)
+		if errors.Is(err, ErrStale) || errors.Is(err, ErrSaleExists) || errors.Is(err, ErrRevisionMismatch) {
+			continue
+		}
+		return out, err
+	}
+	return "", Errorf(Unavailable, "artwork %s: state kept changing while releasing; Stripe will retry", id)
+}
+
+func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sale, log *slog.Logger) (Outcome, error) {
+	now := f.now()
+	if own == nil {
+		// The failure overtook the completion (Stripe does not keep order):
+		// a released row makes the late completion a no-op.
+		log.Info("delayed payment failed before its checkout completion arrived: recorded as released")
+		return OutcomeReleased, f.Journal.InsertSale(ctx, Sale{
+			ArtworkID: id, SessionID: ev.Session.ID, State: SaleReleased,
+			Email: ev.Session.Email, Amount: ev.Session.AmountTotal, Currency: ev.Session.Currency,
+			EventIDs: []string{ev.ID}, CreatedAt: now, UpdatedAt: now, Version: 1,
+		})
+	}
+	switch own.State {
+	case SaleReleased:
+		return OutcomeDuplicate, nil
+	case SaleSold:
+		log.Warn("delayed payment failed for a sale already recorded as paid: left sold; check the payment in the Stripe Dashboard")
+		return OutcomeIgnored, nil
+	case SaleDoubleSale:
+		return OutcomeReleased, f.markReleased(ctx, ev, *own)
+	}
+	if own.AppliedRev == "" && own.LeaseOwner != f.Owner && own.LeaseUntil.After(now) {
+		return "", Wrap(Unavailable, ErrBusy, "artwork %s; Stripe will retry", id)
+	}
+	art, err := f.Catalog.Artwork(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	out := OutcomeReleased
+	switch {
+	case art.Published == nil || own.AppliedRev == "" && art.Published.IsAvailable():
+		// Nothing of ours to undo.
+	case own.AppliedRev != "" && art.Published.Rev == own.AppliedRev:
+		ours := map[string]bool{own.AppliedRev: true, draftTransactionID(*own, own.AppliedRev): true}
+		var revert []Variant
+		for _, v := range art.Variants() {
+			if ours[v.Rev] && !v.IsAvailable() {
+				revert = append(revert, v)
+			}
+		}
+		if len(revert) > 0 {
+			txID := TransactionID(own.SessionID, id, "release", own.AppliedRev)
+			if err := f.Catalog.SetAvailable(ctx, txID, true, revert); err != nil {
+				return "", err
+			}
+		}
+	default:
+		out = OutcomeReleaseSkipped
+		log.Warn("delayed payment failed, but the artwork was changed in Sanity since soldout took it: left unavailable; check it in the Studio and make it available by hand if it is still for sale",
+			"current_rev", art.Published.Rev, "soldout_rev", own.AppliedRev)
+	}
+	return out, f.markReleased(ctx, ev, *own)
+}
+
+func (f *Fulfiller) markReleased(ctx context.Context, ev Event, s Sale) error {
+	s.State, s.LeaseOwner, s.LeaseUntil, s.UpdatedAt = SaleReleased, "", time.Time{}, f.now()
+	s.EventIDs = append(s.EventIDs, ev.ID)
+	_, err := f.Journal.UpdateSale(ctx, s)
+	return err
+}
+
+// TransactionID derives a Sanity transaction id from what is being applied,
+// so that resending a write whose answer was lost cannot apply it twice.
+func TransactionID(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return "soldout-" + hex.EncodeToString(h[:16])
+}
+
+func outcomeOf(s SaleState) Outcome {
+	if s == SaleHeld {
+		return OutcomeHeld
+	}
+	return OutcomeSold
+}
+
+func availableVariants(vs []Variant) []Variant {
+	out := vs[:0:0]
+	for _, v := range vs {
+		if v.IsAvailable() {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// findSales returns the row of session (if any) and the active row of the
+// artwork (if any and not the session's).
+func findSales(sales []Sale, session string) (own, active *Sale) {
+	for i := range sales {
+		switch {
+		case sales[i].SessionID == session:
+			own = &sales[i]
+		case sales[i].State.Active():
+			active = &sales[i]
+		}
+	}
+	return own, active
+}
+
+func uniq(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

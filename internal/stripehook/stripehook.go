@@ -1,0 +1,178 @@
+// Package stripehook proves that a webhook request comes from Stripe and
+// decodes it into a stock.Event. It accepts events of any API version: only
+// fields that are stable across versions are decoded.
+package stripehook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v85/webhook"
+
+	"soldout/internal/stock"
+)
+
+// DefaultTolerance is Stripe's own replay window.
+const DefaultTolerance = 300 * time.Second
+
+// Reasons a signature is refused. They are safe to log and to count: they
+// never contain the secret or the signature.
+const (
+	ReasonMissing   = "missing_header"
+	ReasonMalformed = "malformed_header"
+	ReasonStale     = "timestamp_outside_tolerance"
+	ReasonNoMatch   = "no_matching_signature"
+)
+
+// SignatureError says why a request was refused.
+type SignatureError struct{ Reason string }
+
+func (e *SignatureError) Error() string {
+	switch e.Reason {
+	case ReasonMissing:
+		return "no Stripe-Signature header: the request did not come from Stripe"
+	case ReasonMalformed:
+		return "Stripe-Signature header is malformed"
+	case ReasonStale:
+		return "Stripe-Signature timestamp is outside the tolerance: a replay, or a clock off by minutes"
+	default:
+		return "no v1 signature matches any configured STRIPE_WEBHOOK_SECRET: check that the secret is the endpoint's (or the one `stripe listen` printed)"
+	}
+}
+
+// Verifier checks Stripe-Signature headers against one or more endpoint
+// secrets. Several secrets are live while one is being rolled; Stripe then
+// signs with each, and an event signed by any of them is accepted.
+type Verifier struct {
+	secrets   []string
+	tolerance time.Duration
+}
+
+// ParseSecrets splits a comma-separated STRIPE_WEBHOOK_SECRET and checks
+// that every entry looks like an endpoint secret.
+func ParseSecrets(s string) ([]string, error) {
+	var secrets []string
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.HasPrefix(part, "whsec_") || len(part) < len("whsec_")+8 {
+			return nil, fmt.Errorf("an entry does not look like a webhook signing secret (whsec_…): copy it from Stripe Dashboard → Developers → Webhooks → your endpoint → Signing secret, or from the output of `stripe listen`")
+		}
+		secrets = append(secrets, part)
+	}
+	if len(secrets) == 0 {
+		return nil, errors.New("no secret given: set the endpoint's signing secret (whsec_…) from Stripe Dashboard → Developers → Webhooks, or the one `stripe listen` prints")
+	}
+	return secrets, nil
+}
+
+// NewVerifier returns a Verifier. tolerance must be positive: stripe-go reads
+// a zero tolerance as "reject anything older than now".
+func NewVerifier(secrets []string, tolerance time.Duration) (*Verifier, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("stripehook: no webhook secret")
+	}
+	if tolerance <= 0 {
+		return nil, errors.New("stripehook: tolerance must be positive")
+	}
+	return &Verifier{secrets: secrets, tolerance: tolerance}, nil
+}
+
+// Verify checks header against the raw body with every secret, in constant
+// time per signature (stripe-go compares with hmac.Equal and tries every v1
+// of the header; v0 and unknown schemes are ignored). It returns a
+// *SignatureError on failure.
+func (v *Verifier) Verify(body []byte, header string) error {
+	for _, secret := range v.secrets {
+		err := webhook.ValidatePayloadWithTolerance(body, header, secret, v.tolerance)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, webhook.ErrNoValidSignature):
+			continue // maybe another secret signed it
+		case errors.Is(err, webhook.ErrNotSigned):
+			return &SignatureError{Reason: ReasonMissing}
+		case errors.Is(err, webhook.ErrTooOld):
+			return &SignatureError{Reason: ReasonStale}
+		default:
+			return &SignatureError{Reason: ReasonMalformed}
+		}
+	}
+	return &SignatureError{Reason: ReasonNoMatch}
+}
+
+// wireEvent is the version-stable subset of a Stripe event.
+type wireEvent struct {
+	ID         string `json:"id"`
+	Object     string `json:"object"`
+	Type       string `json:"type"`
+	Created    int64  `json:"created"`
+	Livemode   bool   `json:"livemode"`
+	APIVersion string `json:"api_version"`
+	Data       struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+type wireSession struct {
+	ID              string            `json:"id"`
+	Object          string            `json:"object"`
+	Status          string            `json:"status"`
+	PaymentStatus   string            `json:"payment_status"`
+	AmountTotal     int64             `json:"amount_total"`
+	Currency        string            `json:"currency"`
+	Metadata        map[string]string `json:"metadata"`
+	CustomerEmail   string            `json:"customer_email"`
+	CustomerDetails *struct {
+		Email string `json:"email"`
+	} `json:"customer_details"`
+}
+
+// Decode reads a verified event body. Only checkout.session.* events have
+// their data.object decoded as a Checkout Session; for others Session is zero.
+func Decode(body []byte) (stock.Event, error) {
+	var w wireEvent
+	if err := json.Unmarshal(body, &w); err != nil {
+		return stock.Event{}, stock.Wrap(stock.Invalid, err, "event body is not valid JSON")
+	}
+	if w.Object != "event" || w.ID == "" || w.Type == "" {
+		return stock.Event{}, stock.Errorf(stock.Invalid, "body is not a Stripe event (needs object \"event\", an id and a type)")
+	}
+	ev := stock.Event{
+		ID:         w.ID,
+		Type:       w.Type,
+		Created:    time.Unix(w.Created, 0).UTC(),
+		Livemode:   w.Livemode,
+		APIVersion: w.APIVersion,
+		Payload:    body,
+	}
+	if !strings.HasPrefix(w.Type, "checkout.session.") {
+		return ev, nil
+	}
+	var s wireSession
+	if err := json.Unmarshal(w.Data.Object, &s); err != nil {
+		return stock.Event{}, stock.Wrap(stock.Invalid, err, "data.object of %s is not a Checkout Session", w.Type)
+	}
+	if s.Object != "checkout.session" || s.ID == "" {
+		return stock.Event{}, stock.Errorf(stock.Invalid, "data.object of %s is not a Checkout Session", w.Type)
+	}
+	email := s.CustomerEmail
+	if s.CustomerDetails != nil && s.CustomerDetails.Email != "" {
+		email = s.CustomerDetails.Email
+	}
+	ev.Session = stock.Session{
+		ID:            s.ID,
+		Status:        s.Status,
+		PaymentStatus: s.PaymentStatus,
+		Email:         email,
+		AmountTotal:   s.AmountTotal,
+		Currency:      s.Currency,
+		ArtworkIDs:    stock.ArtworkIDsFromMetadata(s.Metadata),
+	}
+	return ev, nil
+}

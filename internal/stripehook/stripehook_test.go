@@ -1,0 +1,225 @@
+package stripehook_test
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v85/webhook"
+
+	"soldout/internal/stock"
+	"soldout/internal/stripehook"
+)
+
+const (
+	secret    = "whsec_test_secret"
+	oldSecret = "whsec_old_secret_still_live"
+)
+
+func TestReferenceVector(t *testing.T) {
+	// From Stripe's documented scheme (shared/reference/stripe-webhooks.md).
+	got := hex.EncodeToString(webhook.ComputeSignature(time.Unix(1700000000, 0), []byte(`{"id":"evt_test","object":"event"}`), secret))
+	if want := "8042376f6ca064adbe037642a718227dfd59047137eb49497a54c49eb0cfb724"; got != want {
+		t.Fatalf("v1 = %s, want %s", got, want)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	body := stripehook.Sample{EventID: "evt_1", Type: stock.CheckoutCompleted, SessionID: "cs_1", ArtworkIDs: []string{"a1"}}.JSON()
+	now := time.Now()
+	sig := func(s string, at time.Time) string {
+		return hex.EncodeToString(webhook.ComputeSignature(at, body, s))
+	}
+	ts := func(at time.Time) string { return fmt.Sprintf("t=%d", at.Unix()) }
+	tests := []struct {
+		name    string
+		secrets []string
+		header  string
+		body    []byte
+		reason  string // "" means accepted
+	}{
+		{"valid", []string{secret}, stripehook.Sign(body, secret, now), body, ""},
+		{"wrong secret", []string{secret}, stripehook.Sign(body, "whsec_someone_else", now), body, stripehook.ReasonNoMatch},
+		{"missing header", []string{secret}, "", body, stripehook.ReasonMissing},
+		{"garbage header", []string{secret}, "nonsense", body, stripehook.ReasonMalformed},
+		{"bad timestamp", []string{secret}, "t=yesterday,v1=" + sig(secret, now), body, stripehook.ReasonMalformed},
+		{"no v1 at all", []string{secret}, ts(now) + ",v0=" + sig(secret, now), body, stripehook.ReasonNoMatch},
+		{"stale", []string{secret}, stripehook.Sign(body, secret, now.Add(-301*time.Second)), body, stripehook.ReasonStale},
+		{"just inside tolerance", []string{secret}, stripehook.Sign(body, secret, now.Add(-290*time.Second)), body, ""},
+		{"body changed after signing", []string{secret}, stripehook.Sign(body, secret, now), append([]byte(" "), body...), stripehook.ReasonNoMatch},
+		{"several v1, second matches", []string{secret}, ts(now) + ",v1=" + sig("whsec_other_000000", now) + ",v1=" + sig(secret, now), body, ""},
+		{"v0 ignored even if it would match", []string{secret}, ts(now) + ",v0=" + sig(secret, now) + ",v1=" + strings.Repeat("00", 32), body, stripehook.ReasonNoMatch},
+		{"rotation: old secret signs", []string{secret, oldSecret}, stripehook.Sign(body, oldSecret, now), body, ""},
+		{"rotation: both sign", []string{secret, oldSecret}, ts(now) + ",v1=" + sig(oldSecret, now) + ",v1=" + sig(secret, now), body, ""},
+		{"rotation: neither", []string{secret, oldSecret}, stripehook.Sign(body, "whsec_attacker_key", now), body, stripehook.ReasonNoMatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := stripehook.NewVerifier(tt.secrets, stripehook.DefaultTolerance)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = v.Verify(tt.body, tt.header)
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var se *stripehook.SignatureError
+			if !errors.As(err, &se) || se.Reason != tt.reason {
+				t.Fatalf("err = %v, want reason %s", err, tt.reason)
+			}
+			for _, s := range tt.secrets {
+				if strings.Contains(err.Error(), s) {
+					t.Fatalf("error message leaks a secret: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseSecrets(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"whsec_abcdefgh12345678", 1, true},
+		{" whsec_abcdefgh12345678 , whsec_zyxwvuts98765432 ", 2, true},
+		{"sk_test_123456789", 0, false},
+		{"whsec_", 0, false},
+		{"", 0, false},
+		{",,", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := stripehook.ParseSecrets(tt.in)
+		if (err == nil) != tt.ok || len(got) != tt.want {
+			t.Errorf("ParseSecrets(%q) = %v, %v", tt.in, got, err)
+		}
+		if err != nil && len(tt.in) > 8 && strings.Contains(err.Error(), tt.in) {
+			t.Errorf("error echoes the secret: %v", err)
+		}
+	}
+}
+
+func TestNewVerifierRejectsZeroTolerance(t *testing.T) {
+	// stripe-go treats 0 as "reject anything 1 s old": never let it through.
+	if _, err := stripehook.NewVerifier([]string{secret}, 0); err == nil {
+		t.Fatal("zero tolerance accepted")
+	}
+}
+
+func TestDecode(t *testing.T) {
+	created := time.Unix(1764000000, 0).UTC()
+	tests := []struct {
+		name    string
+		body    string
+		want    stock.Event
+		invalid bool
+	}{
+		{
+			name: "completed, paid, other API version, unknown fields",
+			body: `{"id":"evt_1","object":"event","api_version":"2019-02-11","type":"checkout.session.completed","created":1764000000,"livemode":true,
+				"data":{"object":{"id":"cs_1","object":"checkout.session","status":"complete","payment_status":"paid","amount_total":120000,"currency":"eur",
+				"customer_details":{"email":"buyer@example.com","address":null},"metadata":{"artworkId":"artwork-42"},"future_field":{"x":1}}}}`,
+			want: stock.Event{ID: "evt_1", Type: stock.CheckoutCompleted, Created: created, Livemode: true, APIVersion: "2019-02-11",
+				Session: stock.Session{ID: "cs_1", Status: "complete", PaymentStatus: "paid", Email: "buyer@example.com", AmountTotal: 120000, Currency: "eur", ArtworkIDs: []string{"artwork-42"}}},
+		},
+		{
+			name: "cart of several, customer_email fallback",
+			body: `{"id":"evt_2","object":"event","type":"checkout.session.completed","created":1764000000,
+				"data":{"object":{"id":"cs_2","object":"checkout.session","payment_status":"unpaid","customer_email":"b@example.com","metadata":{"artworkIds":" a1, a2 ,,a3"}}}}`,
+			want: stock.Event{ID: "evt_2", Type: stock.CheckoutCompleted, Created: created,
+				Session: stock.Session{ID: "cs_2", PaymentStatus: "unpaid", Email: "b@example.com", ArtworkIDs: []string{"a1", "a2", "a3"}}},
+		},
+		{
+			name: "other event type keeps no session",
+			body: `{"id":"evt_3","object":"event","type":"payment_intent.succeeded","created":1764000000,"data":{"object":{"id":"pi_1","object":"payment_intent"}}}`,
+			want: stock.Event{ID: "evt_3", Type: "payment_intent.succeeded", Created: created},
+		},
+		{name: "not JSON", body: `{"id":`, invalid: true},
+		{name: "not an event", body: `{"id":"cs_1","object":"checkout.session"}`, invalid: true},
+		{name: "checkout event whose object is something else", body: `{"id":"evt_4","object":"event","type":"checkout.session.completed","data":{"object":{"id":"pi_1","object":"payment_intent"}}}`, invalid: true},
+		{name: "metadata of the wrong type", body: `{"id":"evt_5","object":"event","type":"checkout.session.completed","data":{"object":{"id":"cs_1","object":"checkout.session","metadata":{"artworkId":7}}}}`, invalid: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := stripehook.Decode([]byte(tt.body))
+			if tt.invalid {
+				if stock.ErrorCode(err) != stock.Invalid {
+					t.Fatalf("err = %v, want an Invalid error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Payload = nil
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tt.want) {
+				t.Fatalf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSampleRoundTrip(t *testing.T) {
+	for _, typ := range []string{stock.CheckoutCompleted, stock.CheckoutAsyncSucceeded, stock.CheckoutAsyncFailed, stock.CheckoutExpired} {
+		s := stripehook.Sample{EventID: "evt_x", Type: typ, SessionID: "cs_x", ArtworkIDs: []string{"a", "b"}, Email: "e@example.com", AmountTotal: 5000}
+		ev, err := stripehook.Decode(s.JSON())
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if ev.Session.ID != "cs_x" || len(ev.Session.ArtworkIDs) != 2 || ev.Session.Email != "e@example.com" || ev.Type != typ {
+			t.Fatalf("%s: decoded %+v", typ, ev)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	body := []byte(`{"id":"evt_1","object":"event"}`)
+	now := time.Now()
+	f.Add(stripehook.Sign(body, secret, now), body)
+	f.Add("t=1,v1=zz,v0=00", body)
+	f.Add("t=,v1", []byte{})
+	f.Add(",,,=,==", body)
+	f.Add("t=99999999999999999999,v1=00", body)
+	v, err := stripehook.NewVerifier([]string{secret, oldSecret}, stripehook.DefaultTolerance)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		err := v.Verify(body, header)
+		var se *stripehook.SignatureError
+		if err != nil && !errors.As(err, &se) {
+			t.Fatalf("unclassified error %v", err)
+		}
+	})
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(stripehook.Sample{EventID: "evt_1", Type: stock.CheckoutCompleted, SessionID: "cs_1", ArtworkIDs: []string{"a"}}.JSON())
+	f.Add([]byte(`{"id":"e","object":"event","type":"checkout.session.completed","data":{"object":null}}`))
+	f.Add([]byte(`{"id":"e","object":"event","type":"checkout.session.expired","data":{"object":{"id":"cs","object":"checkout.session","metadata":{"artworkIds":",,,"}}}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ev, err := stripehook.Decode(body)
+		if err != nil {
+			if stock.ErrorCode(err) != stock.Invalid {
+				t.Fatalf("decode error not classified Invalid: %v", err)
+			}
+			return
+		}
+		if ev.ID == "" || ev.Type == "" {
+			t.Fatalf("accepted an event without id or type: %q", body)
+		}
+		for _, id := range ev.Session.ArtworkIDs {
+			if id == "" {
+				t.Fatal("empty artwork id")
+			}
+		}
+	})
+}
