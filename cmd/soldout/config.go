@@ -1,0 +1,203 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"soldout/internal/httpapi"
+	"soldout/internal/stripehook"
+)
+
+const defaultSanityAPIVersion = "2025-02-19"
+
+// config is every setting a command may need, read from the environment
+// and overridden by flags.
+type config struct {
+	Addr           string
+	WebhookSecrets []string
+	Sanity         sanitySettings
+	DatabaseURL    string
+	LogFormat      string
+	LogLevel       slog.Level
+	Budget         time.Duration
+	SanityRate     float64
+}
+
+type sanitySettings struct {
+	ProjectID, Dataset, Token, APIVersion, Host string
+}
+
+// configFlags registers the flags shared by the commands that run soldout's
+// pipeline. Secrets have no flags: they would show in `ps`.
+type configFlags struct {
+	addr, databaseURL, logFormat *string
+	budget                       *time.Duration
+	sanityRate                   *float64
+}
+
+func addConfigFlags(fs *flag.FlagSet) configFlags {
+	return configFlags{
+		addr:        fs.String("addr", "", "listen address, e.g. 127.0.0.1:8080 (default \":$PORT\")"),
+		databaseURL: fs.String("database-url", "", "journal location (default $DATABASE_URL, else soldout.db)"),
+		logFormat:   fs.String("log-format", "", "json or text (default $SOLDOUT_LOG_FORMAT, else json)"),
+		budget:      fs.Duration("budget", 0, "webhook time budget (default $SOLDOUT_TIME_BUDGET, else 8s)"),
+		sanityRate:  fs.Float64("sanity-rate", 0, "Sanity mutations per second (default $SOLDOUT_SANITY_RATE, else 25)"),
+	}
+}
+
+// configError collects every bad setting so that one start shows them all.
+type configError []string
+
+func (e configError) Error() string {
+	return "configuration:\n  - " + strings.Join(e, "\n  - ")
+}
+
+var (
+	projectIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	datasetPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	apiVersionRegexp = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+)
+
+// loadConfig reads the settings. needStripe and needSanity say which of the
+// required groups the command uses.
+func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanity bool) (config, error) {
+	var bad configError
+	env := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := config{
+		DatabaseURL: first(*f.databaseURL, env("DATABASE_URL", "soldout.db")),
+		LogFormat:   first(*f.logFormat, env("SOLDOUT_LOG_FORMAT", "json")),
+		Budget:      *f.budget,
+		SanityRate:  *f.sanityRate,
+	}
+
+	c.Addr = *f.addr
+	if c.Addr == "" {
+		port := env("PORT", "8080")
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad = append(bad, fmt.Sprintf("PORT=%q is not a port number (0-65535)", port))
+		}
+		c.Addr = ":" + port
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad = append(bad, fmt.Sprintf("SOLDOUT_LOG_FORMAT=%q: use json or text", c.LogFormat))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(env("SOLDOUT_LOG_LEVEL", "info"))); err != nil {
+		bad = append(bad, "SOLDOUT_LOG_LEVEL: use debug, info, warn or error")
+	}
+	if c.Budget == 0 {
+		c.Budget = httpapi.DefaultBudget
+		if v := env("SOLDOUT_TIME_BUDGET", ""); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > 60*time.Second {
+				bad = append(bad, fmt.Sprintf("SOLDOUT_TIME_BUDGET=%q: a duration between 1s and 60s, e.g. 8s", v))
+			}
+			c.Budget = d
+		}
+	}
+	if c.SanityRate == 0 {
+		c.SanityRate = 25
+		if v := env("SOLDOUT_SANITY_RATE", ""); v != "" {
+			r, err := strconv.ParseFloat(v, 64)
+			if err != nil || r <= 0 {
+				bad = append(bad, fmt.Sprintf("SOLDOUT_SANITY_RATE=%q: a positive number of mutation requests per second (Sanity allows 25 per IP)", v))
+			}
+			c.SanityRate = r
+		}
+	}
+
+	if needStripe {
+		secret := getenv("STRIPE_WEBHOOK_SECRET")
+		if strings.TrimSpace(secret) == "" {
+			bad = append(bad, "STRIPE_WEBHOOK_SECRET is not set: copy the signing secret (whsec_…) from Stripe Dashboard → Developers → Webhooks → your endpoint, or from the output of `stripe listen`")
+		} else if secrets, err := stripehook.ParseSecrets(secret); err != nil {
+			bad = append(bad, "STRIPE_WEBHOOK_SECRET: "+err.Error())
+		} else {
+			c.WebhookSecrets = secrets
+		}
+	}
+
+	if needSanity {
+		s := sanitySettings{
+			ProjectID:  env("SANITY_PROJECT_ID", ""),
+			Dataset:    env("SANITY_DATASET", ""),
+			Token:      strings.TrimSpace(getenv("SANITY_API_TOKEN")),
+			APIVersion: strings.TrimPrefix(env("SANITY_API_VERSION", defaultSanityAPIVersion), "v"),
+			Host:       env("SANITY_API_HOST", ""),
+		}
+		switch {
+		case s.ProjectID == "":
+			bad = append(bad, "SANITY_PROJECT_ID is not set: it is projectId in the Studio's sanity.config.ts, or the id shown at sanity.io/manage")
+		case !projectIDPattern.MatchString(s.ProjectID):
+			bad = append(bad, fmt.Sprintf("SANITY_PROJECT_ID=%q is not a Sanity project id (lowercase letters and digits, as shown at sanity.io/manage)", s.ProjectID))
+		}
+		switch {
+		case s.Dataset == "":
+			bad = append(bad, "SANITY_DATASET is not set: the dataset holding the artworks, usually production (dataset in sanity.config.ts)")
+		case !datasetPattern.MatchString(s.Dataset):
+			bad = append(bad, fmt.Sprintf("SANITY_DATASET=%q is not a dataset name (lowercase letters, digits, _ and -)", s.Dataset))
+		}
+		if s.Token == "" {
+			bad = append(bad, "SANITY_API_TOKEN is not set: create a robot token with the Editor role at sanity.io/manage → your project → API → Tokens")
+		}
+		if !apiVersionRegexp.MatchString(s.APIVersion) {
+			bad = append(bad, fmt.Sprintf("SANITY_API_VERSION=%q: a date like %s", s.APIVersion, defaultSanityAPIVersion))
+		}
+		if s.Host != "" {
+			u, err := url.Parse(s.Host)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				bad = append(bad, fmt.Sprintf("SANITY_API_HOST=%q: a base URL such as http://127.0.0.1:7777, without a path", s.Host))
+			}
+			s.Host = strings.TrimSuffix(s.Host, "/")
+		}
+		c.Sanity = s
+	}
+	if len(bad) > 0 {
+		return c, bad
+	}
+	return c, nil
+}
+
+func first(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func newLogger(c config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// parseFlags parses args and turns -h into a clean exit.
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return true, nil
+	}
+	if err != nil {
+		return false, usageError(err.Error())
+	}
+	if fs.NArg() > 0 {
+		return false, usageError(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	return false, nil
+}

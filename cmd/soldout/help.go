@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"serve": {"run the webhook server (POST /api/webhook, GET /healthz, GET /readyz)", runServe},
+		"demo":  {"a self-contained tour on an in-memory Sanity stand-in: no account needed", runDemo},
+		"help":  {"show this help", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error { printHelp(stdout); return nil }},
+	}
+}
+
+// envHelp documents every environment variable, in one place, for `help`
+// and for each command's -h.
+var envHelp = []struct{ name, help string }{
+	{"PORT", "listen on :PORT (default 8080); -addr overrides"},
+	{"STRIPE_WEBHOOK_SECRET", "required: the endpoint's signing secret whsec_…; several, comma-separated, while rolling a secret"},
+	{"SANITY_PROJECT_ID", "required: the Sanity project id (projectId in sanity.config.ts)"},
+	{"SANITY_DATASET", "required: the dataset holding the artworks, e.g. production"},
+	{"SANITY_API_TOKEN", "required: a robot token with the Editor role (sanity.io/manage → API → Tokens)"},
+	{"SANITY_API_VERSION", "Sanity API version date (default " + defaultSanityAPIVersion + ")"},
+	{"SANITY_API_HOST", "optional base URL replacing https://<project>.api.sanity.io, e.g. http://127.0.0.1:7777"},
+	{"DATABASE_URL", "journal: a path or sqlite:<path> (default soldout.db, embedded SQLite)"},
+	{"SOLDOUT_LOG_FORMAT", "json (default) or text"},
+	{"SOLDOUT_LOG_LEVEL", "debug, info (default), warn or error"},
+	{"SOLDOUT_TIME_BUDGET", "longest a webhook may take before soldout answers 503 so Stripe retries (default 8s)"},
+	{"SOLDOUT_SANITY_RATE", "Sanity mutation requests per second, per process (default 25)"},
+}
+
+func printEnvHelp(w io.Writer) {
+	fmt.Fprintln(w, "Environment:")
+	for _, e := range envHelp {
+		fmt.Fprintf(w, "  %-24s %s\n", e.name, e.help)
+	}
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `soldout keeps a one-of-a-kind art shop's stock true: when a buyer completes a
+Stripe Checkout, the artwork becomes isAvailable: false in Sanity, once, safely.
+
+Usage: soldout <command> [flags]
+
+Commands:
+`)
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for name := range cmds {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", name, cmds[name].summary)
+	}
+	fmt.Fprintln(w, "\nRun `soldout <command> -h` for its flags.")
+	fmt.Fprintln(w)
+	printEnvHelp(w)
+	fmt.Fprintln(w, "\nTry it without any account: soldout demo")
+}
+
+func commandUsage(w io.Writer, name, synopsis string, printFlags func()) func() {
+	return func() {
+		fmt.Fprintf(w, "Usage: soldout %s\n\n%s\n\nFlags:\n", name, strings.TrimSpace(synopsis))
+		printFlags()
+		fmt.Fprintln(w)
+		printEnvHelp(w)
+	}
+}

@@ -1,0 +1,52 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"soldout/internal/stock"
+)
+
+// statusFor is the one place where soldout's error vocabulary becomes HTTP.
+// For the webhook, every non-2xx makes Stripe retry; 400 is kept for
+// requests that can never become valid.
+func statusFor(code stock.Code) int {
+	switch code {
+	case stock.Invalid:
+		return http.StatusBadRequest
+	case stock.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case stock.NotFound:
+		return http.StatusNotFound
+	case stock.Conflict:
+		return http.StatusConflict
+	case stock.RateLimited:
+		return http.StatusTooManyRequests
+	case stock.Unavailable:
+		return http.StatusServiceUnavailable
+	case stock.Upstream:
+		return http.StatusBadGateway
+	default: // Misconfigured, Internal
+		return http.StatusInternalServerError
+	}
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// writeError answers with the status of err's code and a JSON body. The
+// message is the operator-facing one: soldout's errors carry no secrets.
+func writeError(w http.ResponseWriter, err error) int {
+	code := stock.ErrorCode(err)
+	status := statusFor(code)
+	writeJSON(w, status, errorBody{Error: err.Error(), Code: string(code)})
+	return status
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do
+}

@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"soldout/internal/stock"
+	"soldout/internal/stripehook"
+)
+
+type webhookAnswer struct {
+	Received bool                  `json:"received"`
+	Outcome  stock.Outcome         `json:"outcome"`
+	Artworks []stock.ArtworkResult `json:"artworks,omitempty"`
+}
+
+func handleWebhook(cfg Config) http.Handler {
+	log := cfg.Logger
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				log.Warn("webhook body over 1 MiB refused: not a Stripe event", "remote", r.RemoteAddr)
+				writeError(w, stock.Errorf(stock.TooLarge, "body larger than %d bytes", MaxBodyBytes))
+				return
+			}
+			log.Warn("webhook body could not be read", "remote", r.RemoteAddr, "err", err)
+			writeError(w, stock.Wrap(stock.Invalid, err, "reading body"))
+			return
+		}
+		if err := cfg.Verifier.Verify(body, r.Header.Get("Stripe-Signature")); err != nil {
+			var se *stripehook.SignatureError
+			reason := "unknown"
+			if errors.As(err, &se) {
+				reason = se.Reason
+			}
+			log.Warn("webhook signature refused: "+err.Error(), "reason", reason, "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error(), Code: reason})
+			return
+		}
+		ev, err := stripehook.Decode(body)
+		if err != nil {
+			log.Warn("signed webhook body is not a usable Stripe event: refused", "err", err)
+			writeError(w, err)
+			return
+		}
+
+		// Work in flight finishes even if Stripe hangs up or the server is
+		// stopping; the budget alone bounds it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), processingBudget(cfg.Budget))
+		defer cancel()
+		res, err := cfg.Fulfiller.Handle(ctx, ev)
+		status := http.StatusOK
+		if err != nil {
+			status = writeError(w, err)
+		} else {
+			writeJSON(w, status, webhookAnswer{Received: true, Outcome: res.Outcome, Artworks: res.Artworks})
+		}
+		level := slog.LevelInfo
+		attrs := []any{
+			"event_id", ev.ID, "type", ev.Type, "session_id", ev.Session.ID,
+			"artworks", res.Artworks, "outcome", res.Outcome, "status", status,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+		}
+		msg := "event processed"
+		if err != nil {
+			level, msg = slog.LevelError, "event not applied; Stripe will retry"
+			if errors.Is(err, stock.ErrBusy) {
+				level = slog.LevelWarn // another replica is on it: nothing to do
+			}
+			attrs = append(attrs, "code", stock.ErrorCode(err), "err", err)
+		}
+		log.Log(ctx, level, msg, attrs...)
+	})
+}
+
+// processingBudget keeps a margin out of the budget for recording the
+// outcome and writing the answer.
+func processingBudget(budget time.Duration) time.Duration {
+	return max(budget-time.Second, budget/2)
+}

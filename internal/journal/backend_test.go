@@ -1,0 +1,102 @@
+package journal
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A backend hands out fresh, empty journal locations. Every test and
+// benchmark runs against each.
+type backend struct {
+	name string
+	url  func(tb testing.TB) string
+}
+
+var backends = []backend{
+	{"sqlite", sqliteURL},
+	{"postgres", postgresURL},
+}
+
+func sqliteURL(tb testing.TB) string {
+	return "sqlite:" + filepath.Join(tb.TempDir(), "journal.db")
+}
+
+// postgresURL creates a schema of its own on SOLDOUT_TEST_POSTGRES and
+// returns a URL whose search_path points at it, so that runs never collide.
+func postgresURL(tb testing.TB) string {
+	base := os.Getenv("SOLDOUT_TEST_POSTGRES")
+	if base == "" {
+		tb.Skip("SOLDOUT_TEST_POSTGRES is not set; set it to a PostgreSQL URL such as " +
+			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run the PostgreSQL tests")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer admin.Close()
+	schema := "soldout_test_" + hex.EncodeToString(randomBytes(tb, 6))
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		tb.Fatalf("create schema: %v", err)
+	}
+	tb.Cleanup(func() {
+		admin, err := sql.Open("pgx", base)
+		if err != nil {
+			tb.Error(err)
+			return
+		}
+		defer admin.Close()
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			tb.Errorf("drop schema: %v", err)
+		}
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+func randomBytes(tb testing.TB, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// open opens url and closes it when tb ends.
+func open(tb testing.TB, url string) *DB {
+	tb.Helper()
+	d, err := Open(context.Background(), url)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return d
+}
+
+// execWrite runs a statement as one write, in the journal's own write path.
+func execWrite(tb testing.TB, d *DB, query string) {
+	tb.Helper()
+	err := d.write(context.Background(), func(ctx context.Context) error {
+		ex := d.db.ExecContext
+		if d.w != nil {
+			ex = d.w.conn.ExecContext // inside the committer's transaction
+		}
+		_, err := ex(ctx, query)
+		return err
+	})
+	if err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+}

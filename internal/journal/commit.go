@@ -1,0 +1,175 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// The committer owns SQLite's one write connection and group-commits.
+//
+// SQLite allows one writer at a time, and with synchronous=FULL each commit
+// costs an fsync (milliseconds on real disks). Several write connections
+// would only take turns through busy_timeout's sleep-and-retry, at one fsync
+// per write. Instead every write of the process is sent here: the committer
+// takes whatever writes are waiting, runs them in one BEGIN IMMEDIATE
+// transaction, each under its own savepoint, and commits once. Each caller
+// hears back only after that commit, so a 2xx still means "on disk", and
+// under load one fsync covers many events. Callers never see SQLITE_BUSY
+// from each other; busy_timeout only covers other processes.
+type committer struct {
+	conn *sql.Conn
+
+	begin, commit, rollback, savepoint, rollbackTo, release *sql.Stmt
+
+	ops  chan *writeOp // unbuffered: an op sent is an op the loop holds
+	quit chan struct{}
+	done chan struct{}
+}
+
+// maxBatch bounds one transaction, and so the wait of its first writer.
+const maxBatch = 128
+
+type writeOp struct {
+	ctx  context.Context
+	fn   func(context.Context) error
+	err  error      // fn's result, owned by the loop
+	done chan error // buffered: the loop never waits for an abandoned caller
+}
+
+var errClosed = errors.New("journal is closed")
+
+func newCommitter(ctx context.Context, conn *sql.Conn) (*committer, error) {
+	c := &committer{
+		conn: conn,
+		ops:  make(chan *writeOp),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&c.begin, `BEGIN IMMEDIATE`},
+		{&c.commit, `COMMIT`},
+		{&c.rollback, `ROLLBACK`},
+		{&c.savepoint, `SAVEPOINT op`},
+		{&c.rollbackTo, `ROLLBACK TO op`},
+		{&c.release, `RELEASE op`},
+	} {
+		var err error
+		if *p.st, err = conn.PrepareContext(ctx, p.sql); err != nil {
+			return nil, err
+		}
+	}
+	go c.loop()
+	return c, nil
+}
+
+// do runs fn in the next group commit and returns its error, or the
+// commit's. A caller whose ctx ends stops waiting; fn then runs only if the
+// loop had already started it.
+func (c *committer) do(ctx context.Context, fn func(context.Context) error) error {
+	op := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case c.ops <- op:
+	case <-c.quit:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-op.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *committer) loop() {
+	defer close(c.done)
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		select {
+		case op := <-c.ops:
+			batch = append(batch[:0], op)
+		case <-c.quit:
+			return
+		}
+		// Whoever queued up while the last commit was syncing joins this one.
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-c.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		c.apply(batch)
+		clear(batch) // let finished ops be collected
+	}
+}
+
+func (c *committer) apply(batch []*writeOp) {
+	// Not a caller's context: cancelling a statement mid-transaction would
+	// make SQLite roll back everybody's writes.
+	ctx := context.Background()
+	if _, err := c.begin.ExecContext(ctx); err != nil {
+		c.abort(batch, err)
+		return
+	}
+	for _, op := range batch {
+		if op.err = op.ctx.Err(); op.err != nil {
+			continue // the caller has gone; do not write on its behalf
+		}
+		if err := c.run(ctx, op); err != nil {
+			c.abort(batch, err)
+			return
+		}
+	}
+	if _, err := c.commit.ExecContext(ctx); err != nil {
+		c.abort(batch, err)
+		return
+	}
+	for _, op := range batch {
+		op.done <- op.err
+	}
+}
+
+// run applies one op under a savepoint, so that a failing op (a unique
+// violation, say) undoes its own writes and nobody else's. The error it
+// returns is one that leaves the transaction unusable.
+func (c *committer) run(ctx context.Context, op *writeOp) error {
+	if _, err := c.savepoint.ExecContext(ctx); err != nil {
+		return err
+	}
+	if op.err = op.fn(ctx); op.err != nil {
+		// Fails if SQLite already rolled the whole transaction back (I/O
+		// error, disk full): then nothing in the batch holds.
+		if _, err := c.rollbackTo.ExecContext(ctx); err != nil {
+			return errors.Join(op.err, err)
+		}
+	}
+	_, err := c.release.ExecContext(ctx)
+	return err
+}
+
+// abort rolls back and fails every op of the batch with err: their results,
+// including any ErrSaleTaken decided against a write that is now undone,
+// no longer hold.
+func (c *committer) abort(batch []*writeOp, err error) {
+	// An error here means SQLite rolled back by itself already.
+	c.rollback.ExecContext(context.Background())
+	for _, op := range batch {
+		op.done <- err
+	}
+}
+
+// close lets the batch in progress finish, then stops the loop and gives the
+// connection back to its pool.
+func (c *committer) close() error {
+	close(c.quit)
+	<-c.done
+	return c.conn.Close()
+}

@@ -1,0 +1,674 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"soldout/internal/stock"
+)
+
+// TestJournal is the contract suite: every backend must pass all of it.
+func TestJournal(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			for _, c := range contract {
+				t.Run(c.name, func(t *testing.T) { c.test(t, b.url(t)) })
+			}
+		})
+	}
+}
+
+var contract = []struct {
+	name string
+	test func(t *testing.T, url string)
+}{
+	{"RecordDelivery", testRecordDelivery},
+	{"RecordDeliveryConcurrent", testRecordDeliveryConcurrent},
+	{"FinishEvent", testFinishEvent},
+	{"UnfinishedEventAfterCrash", testUnfinishedAfterCrash},
+	{"InsertSale", testInsertSale},
+	{"InsertSaleRace", testInsertSaleRace},
+	{"UpdateSale", testUpdateSale},
+	{"UpdateSaleRace", testUpdateSaleRace},
+	{"WritersOnSeveralHandles", testSeveralHandles},
+	{"Migrations", testMigrations},
+	{"ConcurrentOpen", testConcurrentOpen},
+	{"ReopenKeepsData", testReopen},
+	{"ListEvents", testListEvents},
+	{"Event", testEvent},
+	{"ListSales", testListSales},
+	{"Cancelled", testCancelled},
+	{"Closed", testClosed},
+}
+
+var (
+	ctx = context.Background()
+	t0  = time.UnixMilli(1_750_000_000_000).UTC()
+)
+
+func event(id, typ, session string, artworks ...string) stock.Event {
+	return stock.Event{
+		ID:       id,
+		Type:     typ,
+		Created:  t0.Add(-time.Minute),
+		Livemode: true,
+		Session:  stock.Session{ID: session, ArtworkIDs: artworks},
+		Payload:  []byte(`{"id":"` + id + `"}`),
+	}
+}
+
+func record(t testing.TB, d *DB, ev stock.Event, at time.Time) stock.EventRecord {
+	t.Helper()
+	rec, err := d.RecordDelivery(ctx, ev, at)
+	if err != nil {
+		t.Fatalf("RecordDelivery(%s): %v", ev.ID, err)
+	}
+	return rec
+}
+
+func finish(t testing.TB, d *DB, id string, o stock.Outcome, at time.Time) {
+	t.Helper()
+	if err := d.FinishEvent(ctx, id, o, "", "", at); err != nil {
+		t.Fatalf("FinishEvent(%s): %v", id, err)
+	}
+}
+
+func sale(artwork, session string, state stock.SaleState) stock.Sale {
+	return stock.Sale{ArtworkID: artwork, SessionID: session, State: state, Currency: "eur", Amount: 120000}
+}
+
+// fixedClock makes the stamps on sales rows predictable.
+func fixedClock(d *DB, at time.Time) { d.now = func() time.Time { return at } }
+
+func equal(t testing.TB, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
+func wantErr(t testing.TB, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Errorf("%s: got %v, want %v", what, err, target)
+	}
+}
+
+func testRecordDelivery(t *testing.T, url string) {
+	d := open(t, url)
+	ev := event("evt_1", stock.CheckoutCompleted, "cs_1", "art_a", "art_b", "art_a")
+
+	first := record(t, d, ev, t0)
+	equal(t, "first delivery", first, stock.EventRecord{
+		ID: "evt_1", Type: stock.CheckoutCompleted, Created: t0.Add(-time.Minute), Livemode: true,
+		SessionID: "cs_1", ArtworkIDs: []string{"art_a", "art_b", "art_a"},
+		FirstReceived: t0, LastReceived: t0, Attempts: 1,
+	})
+
+	finish(t, d, "evt_1", stock.OutcomeSold, t0.Add(time.Second))
+	second := record(t, d, ev, t0.Add(time.Minute))
+	if second.Attempts != 2 || second.Outcome != stock.OutcomeSold ||
+		!second.FirstReceived.Equal(t0) || !second.LastReceived.Equal(t0.Add(time.Minute)) {
+		t.Errorf("redelivery: got %+v, want attempts 2, outcome sold, received %v then %v", second, t0, t0.Add(time.Minute))
+	}
+
+	// A replica whose clock is behind does not move last_received back.
+	third := record(t, d, ev, t0.Add(30*time.Second))
+	if third.Attempts != 3 || !third.LastReceived.Equal(t0.Add(time.Minute)) {
+		t.Errorf("late redelivery: got attempts %d, last received %v", third.Attempts, third.LastReceived)
+	}
+
+	// An event for no artwork (an ignored type) is recorded as well.
+	other := record(t, d, event("evt_2", "customer.created", ""), t0)
+	if other.Attempts != 1 || other.ArtworkIDs != nil {
+		t.Errorf("event without artworks: %+v", other)
+	}
+}
+
+func testRecordDeliveryConcurrent(t *testing.T, url string) {
+	d := open(t, url)
+	ev := event("evt_c", stock.CheckoutCompleted, "cs_c", "art_c")
+	const n = 20
+	firsts := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			rec, err := d.RecordDelivery(ctx, ev, t0.Add(time.Duration(i)*time.Millisecond))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if rec.Attempts == 1 {
+				firsts <- i
+			}
+		})
+	}
+	wg.Wait()
+	close(firsts)
+	if len(firsts) != 1 {
+		t.Errorf("%d deliveries saw themselves as the first, want 1", len(firsts))
+	}
+	got, err := d.Event(ctx, "evt_c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Attempts != n {
+		t.Errorf("attempts = %d, want %d", got.Attempts, n)
+	}
+	evs, err := d.ListEvents(ctx, EventFilter{ArtworkID: "art_c"})
+	if err != nil || len(evs) != 1 {
+		t.Errorf("events of art_c: %d, %v; want one row", len(evs), err)
+	}
+}
+
+func testFinishEvent(t *testing.T, url string) {
+	d := open(t, url)
+	record(t, d, event("evt_f", stock.CheckoutCompleted, "cs_f", "art_f"), t0)
+	if err := d.FinishEvent(ctx, "evt_f", stock.OutcomeFailed, "art_f=failed", "sanity: 503", t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Event(ctx, "evt_f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Outcome != stock.OutcomeFailed || got.Detail != "art_f=failed" || got.LastError != "sanity: 503" {
+		t.Errorf("after FinishEvent: %+v", got)
+	}
+	// A retry that succeeds replaces the failure.
+	if err := d.FinishEvent(ctx, "evt_f", stock.OutcomeSold, "art_f=sold", "", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Event(ctx, "evt_f"); got.Outcome != stock.OutcomeSold || got.LastError != "" {
+		t.Errorf("after the retry: %+v", got)
+	}
+
+	err = d.FinishEvent(ctx, "evt_nope", stock.OutcomeSold, "", "", t0)
+	if stock.ErrorCode(err) != stock.NotFound {
+		t.Errorf("finishing an unrecorded event: %v, want a not_found error", err)
+	}
+}
+
+// A process that crashed between recording and finishing leaves the outcome
+// empty; the redelivery must see that the work is still to be done.
+func testUnfinishedAfterCrash(t *testing.T, url string) {
+	d, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event("evt_crash", stock.CheckoutCompleted, "cs_x", "art_x")
+	record(t, d, ev, t0)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d = open(t, url)
+	rec := record(t, d, ev, t0.Add(time.Hour))
+	if rec.Outcome != "" || rec.Outcome.Final() || rec.Attempts != 2 {
+		t.Errorf("after a crash: outcome %q, attempts %d; want \"\" and 2", rec.Outcome, rec.Attempts)
+	}
+}
+
+func testInsertSale(t *testing.T, url string) {
+	d := open(t, url)
+	fixedClock(d, t0)
+	s := stock.Sale{
+		ArtworkID: "art_1", SessionID: "cs_1", State: stock.SaleHeld, Email: "a@example.com",
+		Amount: 120000, Currency: "eur", EventIDs: []string{"evt_1"}, AppliedRev: "rev1",
+		LeaseOwner: "replica-1", LeaseUntil: t0.Add(time.Minute), Version: 1,
+	}
+	if err := d.InsertSale(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Sales(ctx, "art_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s
+	want.CreatedAt, want.UpdatedAt = t0, t0
+	equal(t, "stored sale", got, []stock.Sale{want})
+
+	// The same session again, whether the row is active or not.
+	wantErr(t, "same session, active", d.InsertSale(ctx, s), stock.ErrSaleExists)
+	released := s
+	released.State = stock.SaleReleased
+	wantErr(t, "same session, released", d.InsertSale(ctx, released), stock.ErrSaleExists)
+
+	// Another session while art_1 is held.
+	err = d.InsertSale(ctx, sale("art_1", "cs_2", stock.SaleSold))
+	wantErr(t, "another active session", err, stock.ErrSaleTaken)
+	if stock.ErrorCode(err) != stock.Conflict {
+		t.Errorf("ErrSaleTaken has code %q, want conflict", stock.ErrorCode(err))
+	}
+	// Rows that hold nothing may sit alongside the active one.
+	for _, r := range []stock.Sale{sale("art_1", "cs_3", stock.SaleDoubleSale), sale("art_1", "cs_4", stock.SaleReleased)} {
+		if err := d.InsertSale(ctx, r); err != nil {
+			t.Errorf("insert %s: %v", r.State, err)
+		}
+	}
+	if got, _ := d.Sales(ctx, "art_1"); len(got) != 3 {
+		t.Errorf("art_1 has %d rows, want 3", len(got))
+	}
+
+	err = d.InsertSale(ctx, sale("art_1", "cs_5", "Sold"))
+	if err == nil || stock.ErrorCode(err) != stock.Unavailable {
+		t.Errorf("an unknown state: %v, want the database to refuse it", err)
+	}
+}
+
+// Twenty buyers of one artwork, each with a session of their own: the
+// database lets exactly one hold it.
+func testInsertSaleRace(t *testing.T, url string) {
+	d := open(t, url)
+	const n = 20
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs <- d.InsertSale(ctx, sale("art_r", fmt.Sprint("cs_", i), stock.SaleSold)) })
+		wg.Go(func() { errs <- d.InsertSale(ctx, sale("art_r", fmt.Sprint("cs_double_", i), stock.SaleDoubleSale)) })
+	}
+	wg.Wait()
+	close(errs)
+	won := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, stock.ErrSaleTaken):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if won != n+1 {
+		t.Errorf("%d inserts succeeded, want %d double sales and one sale", won, n)
+	}
+	active, err := d.ListSales(ctx, SaleFilter{ArtworkID: "art_r", State: stock.SaleSold})
+	if err != nil || len(active) != 1 {
+		t.Errorf("sold rows of art_r: %d, %v; want 1", len(active), err)
+	}
+}
+
+func testUpdateSale(t *testing.T, url string) {
+	d := open(t, url)
+	fixedClock(d, t0)
+	s := sale("art_u", "cs_1", stock.SaleHeld)
+	if err := d.InsertSale(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+
+	fixedClock(d, t0.Add(time.Minute))
+	s.State, s.EventIDs, s.AppliedRev, s.Email = stock.SaleSold, []string{"evt_1", "evt_2"}, "rev2", "b@example.com"
+	got, err := d.UpdateSale(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s
+	want.Version, want.CreatedAt, want.UpdatedAt = 1, t0, t0.Add(time.Minute)
+	equal(t, "updated sale", got, want)
+	if rows, _ := d.Sales(ctx, "art_u"); len(rows) != 1 || !reflect.DeepEqual(rows[0], want) {
+		t.Errorf("stored after update: %+v", rows)
+	}
+
+	// s still carries version 0.
+	_, err = d.UpdateSale(ctx, s)
+	wantErr(t, "stale version", err, stock.ErrStale)
+	_, err = d.UpdateSale(ctx, sale("art_u", "cs_none", stock.SaleReleased))
+	wantErr(t, "no such row", err, stock.ErrStale)
+
+	// A second session may not become active while cs_1 holds the piece...
+	other := sale("art_u", "cs_2", stock.SaleReleased)
+	if err := d.InsertSale(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	other.State = stock.SaleHeld
+	_, err = d.UpdateSale(ctx, other)
+	wantErr(t, "second active row", err, stock.ErrSaleTaken)
+
+	// ...but may once cs_1 lets go.
+	got.State = stock.SaleReleased
+	if _, err := d.UpdateSale(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.UpdateSale(ctx, other); err != nil || got.Version != 1 || got.State != stock.SaleHeld {
+		t.Errorf("after the release: %+v, %v", got, err)
+	}
+}
+
+// Twenty writers read version 0 and race to write: one wins.
+func testUpdateSaleRace(t *testing.T, url string) {
+	d := open(t, url)
+	s := sale("art_cas", "cs_1", stock.SaleHeld)
+	if err := d.InsertSale(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s := s
+			s.LeaseOwner = fmt.Sprint("replica-", i)
+			_, err := d.UpdateSale(ctx, s)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	won := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, stock.ErrStale):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	rows, err := d.Sales(ctx, "art_cas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won != 1 || rows[0].Version != 1 {
+		t.Errorf("%d writers won, version %d; want 1 and 1", won, rows[0].Version)
+	}
+}
+
+// Several processes (replicas) writing one database at once: none of them
+// may see a lock error.
+func testSeveralHandles(t *testing.T, url string) {
+	dbs := make([]*DB, 4)
+	for i := range dbs {
+		dbs[i] = open(t, url)
+	}
+	var wg sync.WaitGroup
+	for h, d := range dbs {
+		for g := range 10 {
+			wg.Go(func() {
+				for i := range 5 {
+					id := fmt.Sprintf("evt_%d_%d_%d", h, g, i)
+					if _, err := d.RecordDelivery(ctx, event(id, stock.CheckoutCompleted, "cs", "art_h"), t0); err != nil {
+						t.Error(err)
+						return
+					}
+					if err := d.FinishEvent(ctx, id, stock.OutcomeSold, "", "", t0); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	evs, err := dbs[0].ListEvents(ctx, EventFilter{ArtworkID: "art_h", Outcome: string(stock.OutcomeSold)})
+	if err != nil || len(evs) != 4*10*5 {
+		t.Errorf("got %d events, %v; want %d", len(evs), err, 4*10*5)
+	}
+}
+
+func schemaRows(t *testing.T, d *DB) int {
+	t.Helper()
+	var n int
+	if err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func testMigrations(t *testing.T, url string) {
+	for range 2 { // the second Open finds nothing to do
+		d, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := d.SchemaVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != LatestSchemaVersion() || v < 1 {
+			t.Errorf("schema version %d, want %d", v, LatestSchemaVersion())
+		}
+		if n := schemaRows(t, d); n != len(migrations) {
+			t.Errorf("%d rows in schema_migrations, want %d", n, len(migrations))
+		}
+		d.Close()
+	}
+}
+
+// Replicas booting together race to migrate a fresh database.
+func testConcurrentOpen(t *testing.T, url string) {
+	dbs := make([]*DB, 4)
+	var wg sync.WaitGroup
+	for i := range dbs {
+		wg.Go(func() {
+			d, err := Open(ctx, url)
+			if err != nil {
+				t.Errorf("Open %d: %v", i, err)
+				return
+			}
+			dbs[i] = d
+		})
+	}
+	wg.Wait()
+	for _, d := range dbs {
+		if d == nil {
+			continue
+		}
+		t.Cleanup(func() { d.Close() })
+		if v, err := d.SchemaVersion(ctx); err != nil || v != LatestSchemaVersion() {
+			t.Errorf("schema version %d, %v; want %d", v, err, LatestSchemaVersion())
+		}
+	}
+	if dbs[0] != nil {
+		if n := schemaRows(t, dbs[0]); n != len(migrations) {
+			t.Errorf("%d rows in schema_migrations, want %d", n, len(migrations))
+		}
+	}
+}
+
+func testReopen(t *testing.T, url string) {
+	d, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event("evt_keep", stock.CheckoutCompleted, "cs_keep", "art_keep")
+	record(t, d, ev, t0)
+	finish(t, d, ev.ID, stock.OutcomeSold, t0)
+	if err := d.InsertSale(ctx, sale("art_keep", "cs_keep", stock.SaleSold)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d = open(t, url)
+	got, err := d.Event(ctx, ev.ID)
+	if err != nil || got.Outcome != stock.OutcomeSold || string(got.Payload) != string(ev.Payload) {
+		t.Errorf("event after reopening: %+v, %v", got, err)
+	}
+	if sales, err := d.Sales(ctx, "art_keep"); err != nil || len(sales) != 1 {
+		t.Errorf("sales after reopening: %+v, %v", sales, err)
+	}
+}
+
+func ids(recs []stock.EventRecord) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func testListEvents(t *testing.T, url string) {
+	d := open(t, url)
+	for i, e := range []struct {
+		ev      stock.Event
+		outcome stock.Outcome
+	}{
+		{event("evt_1", stock.CheckoutCompleted, "cs_1", "art_a"), stock.OutcomeSold},
+		{event("evt_2", stock.CheckoutCompleted, "cs_2", "art_b"), stock.OutcomeFailed},
+		{event("evt_3", stock.CheckoutExpired, "cs_3", "art_a", "art_b"), stock.OutcomeReleased},
+		{event("evt_4", "customer.created", ""), stock.OutcomeIgnored},
+		{event("evt_5", stock.CheckoutCompleted, "cs_5", "art_a"), ""}, // still in progress
+	} {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		record(t, d, e.ev, at)
+		if e.outcome != "" {
+			finish(t, d, e.ev.ID, e.outcome, at)
+		}
+	}
+	// A redelivery of an old event does not make it new.
+	record(t, d, event("evt_1", stock.CheckoutCompleted, "cs_1", "art_a"), t0.Add(time.Hour))
+
+	for _, c := range []struct {
+		name string
+		f    EventFilter
+		want []string
+	}{
+		{"all", EventFilter{}, []string{"evt_5", "evt_4", "evt_3", "evt_2", "evt_1"}},
+		{"limit", EventFilter{Limit: 2}, []string{"evt_5", "evt_4"}},
+		{"since", EventFilter{Since: t0.Add(2 * time.Minute)}, []string{"evt_5", "evt_4", "evt_3"}},
+		{"type", EventFilter{Type: stock.CheckoutCompleted}, []string{"evt_5", "evt_2", "evt_1"}},
+		{"outcome", EventFilter{Outcome: "failed"}, []string{"evt_2"}},
+		{"artwork", EventFilter{ArtworkID: "art_a"}, []string{"evt_5", "evt_3", "evt_1"}},
+		{"artwork limit", EventFilter{ArtworkID: "art_a", Limit: 1}, []string{"evt_5"}},
+		{"artwork since", EventFilter{ArtworkID: "art_b", Since: t0.Add(2 * time.Minute)}, []string{"evt_3"}},
+		{"artwork and type", EventFilter{ArtworkID: "art_a", Type: stock.CheckoutExpired}, []string{"evt_3"}},
+		{"artwork and outcome", EventFilter{ArtworkID: "art_a", Outcome: "sold"}, []string{"evt_1"}},
+		{"nothing", EventFilter{ArtworkID: "art_none"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := d.ListEvents(ctx, c.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "ids", ids(got), c.want)
+			for _, r := range got {
+				if r.Payload != nil {
+					t.Errorf("%s: listing carries the payload", r.ID)
+				}
+			}
+		})
+	}
+
+	got, err := d.ListEvents(ctx, EventFilter{ArtworkID: "art_b", Type: stock.CheckoutExpired})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("evt_3: %+v, %v", got, err)
+	}
+	equal(t, "evt_3 listed", got[0], stock.EventRecord{
+		ID: "evt_3", Type: stock.CheckoutExpired, Created: t0.Add(-time.Minute), Livemode: true, SessionID: "cs_3",
+		ArtworkIDs: []string{"art_a", "art_b"}, FirstReceived: t0.Add(2 * time.Minute), LastReceived: t0.Add(2 * time.Minute),
+		Attempts: 1, Outcome: stock.OutcomeReleased,
+	})
+}
+
+func testEvent(t *testing.T, url string) {
+	d := open(t, url)
+	ev := event("evt_p", stock.CheckoutCompleted, "cs_p", "art_p")
+	ev.Payload = []byte(`{"id":"evt_p","object":"event","data":{"object":{"metadata":{"artworkId":"art_p"}}}}`)
+	record(t, d, ev, t0)
+	got, err := d.Event(ctx, "evt_p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Payload) != string(ev.Payload) || got.SessionID != "cs_p" {
+		t.Errorf("Event: %+v", got)
+	}
+	_, err = d.Event(ctx, "evt_missing")
+	if stock.ErrorCode(err) != stock.NotFound {
+		t.Errorf("missing event: %v, want a not_found error", err)
+	}
+}
+
+func sessions(sales []stock.Sale) []string {
+	var out []string
+	for _, s := range sales {
+		out = append(out, s.ArtworkID+"/"+s.SessionID)
+	}
+	return out
+}
+
+func testListSales(t *testing.T, url string) {
+	d := open(t, url)
+	for i, s := range []stock.Sale{
+		sale("art_a", "cs_1", stock.SaleSold),
+		sale("art_b", "cs_1", stock.SaleSold),
+		sale("art_c", "cs_2", stock.SaleHeld),
+		sale("art_a", "cs_3", stock.SaleDoubleSale),
+	} {
+		fixedClock(d, t0.Add(time.Duration(i)*time.Minute))
+		if err := d.InsertSale(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		f    SaleFilter
+		want []string
+	}{
+		{"all", SaleFilter{}, []string{"art_a/cs_3", "art_c/cs_2", "art_b/cs_1", "art_a/cs_1"}},
+		{"state", SaleFilter{State: stock.SaleSold}, []string{"art_b/cs_1", "art_a/cs_1"}},
+		{"artwork", SaleFilter{ArtworkID: "art_a"}, []string{"art_a/cs_3", "art_a/cs_1"}},
+		{"both", SaleFilter{ArtworkID: "art_a", State: stock.SaleDoubleSale}, []string{"art_a/cs_3"}},
+		{"limit", SaleFilter{Limit: 1}, []string{"art_a/cs_3"}},
+		{"none", SaleFilter{State: stock.SaleReleased}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := d.ListSales(ctx, c.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "sales", sessions(got), c.want)
+		})
+	}
+	got, err := d.SaleBySession(ctx, "cs_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "SaleBySession", sessions(got), []string{"art_a/cs_1", "art_b/cs_1"})
+	got, err = d.Sales(ctx, "art_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "Sales, oldest first", sessions(got), []string{"art_a/cs_1", "art_a/cs_3"})
+}
+
+// A caller that has given up gets a retryable error at once, and the journal
+// carries on for everybody else.
+func testCancelled(t *testing.T, url string) {
+	d := open(t, url)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := d.RecordDelivery(cancelled, event("evt_gone", stock.CheckoutCompleted, "cs", "art"), t0)
+	if !errors.Is(err, context.Canceled) || stock.ErrorCode(err) != stock.Unavailable {
+		t.Errorf("cancelled RecordDelivery: %v, want an unavailable error wrapping context.Canceled", err)
+	}
+	if rec := record(t, d, event("evt_next", stock.CheckoutCompleted, "cs", "art"), t0); rec.Attempts != 1 {
+		t.Errorf("next delivery: %+v", rec)
+	}
+}
+
+// A closed journal fails its callers with a retryable error.
+func testClosed(t *testing.T, url string) {
+	d, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	_, err = d.RecordDelivery(ctx, event("evt_late", stock.CheckoutCompleted, "cs", "art"), t0)
+	if stock.ErrorCode(err) != stock.Unavailable {
+		t.Errorf("RecordDelivery after Close: %v, want an unavailable error", err)
+	}
+	if err := d.Ping(ctx); stock.ErrorCode(err) != stock.Unavailable {
+		t.Errorf("Ping after Close: %v, want an unavailable error", err)
+	}
+}

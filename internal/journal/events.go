@@ -1,0 +1,150 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"soldout/internal/stock"
+)
+
+// RecordDelivery records that ev arrived at at. The first delivery stores the
+// row, the payload and one event_artworks row per artwork; later ones bump
+// attempts and last_received. It returns the row as stored, whose Outcome is
+// the one from before this delivery. The returned record carries no payload:
+// the caller holds it, and Event reads it back.
+func (d *DB) RecordDelivery(ctx context.Context, ev stock.Event, at time.Time) (stock.EventRecord, error) {
+	ids := ev.Session.ArtworkIDs
+	received := millis(at)
+	args := []any{ev.ID, ev.Type, millis(ev.Created), ev.Livemode, ev.Session.ID, encodeList(ids), received, string(ev.Payload)}
+	var rec stock.EventRecord
+	err := d.write(ctx, func(ctx context.Context) error {
+		var err error
+		if d.kind == kindPostgres {
+			rec, err = scanEvent(d.st.recordEvent.QueryRowContext(ctx, append(args, ids)...), nil)
+			return err
+		}
+		if rec, err = scanEvent(d.st.recordEvent.QueryRowContext(ctx, args...), nil); err != nil || rec.Attempts > 1 {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := d.st.addEventArtwork.ExecContext(ctx, id, received, ev.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return stock.EventRecord{}, fail(err, "record event %s", ev.ID)
+	}
+	return rec, nil
+}
+
+// FinishEvent stores the outcome of processing an event. An event never
+// recorded is a NotFound error.
+func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outcome, detail, lastError string, at time.Time) error {
+	err := d.write(ctx, func(ctx context.Context) error {
+		res, err := d.st.finishEvent.ExecContext(ctx, eventID, string(outcome), detail, lastError, millis(at))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err == nil && n == 0 {
+			err = stock.Errorf(stock.NotFound, "journal: finish event %s: not recorded", eventID)
+		}
+		return err
+	})
+	if err != nil {
+		return fail(err, "finish event %s", eventID)
+	}
+	return nil
+}
+
+// EventFilter selects events for ListEvents. Zero fields do not filter.
+type EventFilter struct {
+	Since     time.Time // first received at or after
+	Type      string
+	Outcome   string
+	ArtworkID string
+	Limit     int // at most this many; 0 for all
+}
+
+// ListEvents returns the events that match f, newest first by first
+// delivery, without their payloads.
+func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]stock.EventRecord, error) {
+	var q filter
+	from, received, order := " FROM events e", "e.first_received", " ORDER BY e.first_received DESC, e.id DESC"
+	if f.ArtworkID != "" {
+		// Walk the artwork's slice of event_artworks' primary key, newest
+		// first, and stop at the limit.
+		from = " FROM event_artworks a JOIN events e ON e.id = a.event_id"
+		received, order = "a.first_received", " ORDER BY a.first_received DESC, a.event_id DESC"
+		q.add("a.artwork_id =", f.ArtworkID)
+	}
+	if !f.Since.IsZero() {
+		q.add(received+" >=", millis(f.Since))
+	}
+	if f.Type != "" {
+		q.add("e.type =", f.Type)
+	}
+	if f.Outcome != "" {
+		q.add("e.outcome =", f.Outcome)
+	}
+	query := "SELECT " + eventColsE + from + q.where() + order + q.limit(f.Limit)
+	rows, err := d.read.QueryContext(ctx, query, q.args...)
+	if err != nil {
+		return nil, fail(err, "list events")
+	}
+	defer rows.Close()
+	var recs []stock.EventRecord
+	for rows.Next() {
+		r, err := scanEvent(rows, nil)
+		if err != nil {
+			return nil, fail(err, "list events")
+		}
+		recs = append(recs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail(err, "list events")
+	}
+	return recs, nil
+}
+
+// Event returns one event with its payload, or a NotFound error.
+func (d *DB) Event(ctx context.Context, id string) (stock.EventRecord, error) {
+	var payload []byte
+	r, err := scanEvent(d.st.event.QueryRowContext(ctx, id), &payload)
+	if errors.Is(err, sql.ErrNoRows) {
+		return stock.EventRecord{}, stock.Errorf(stock.NotFound, "journal: no event %s", id)
+	}
+	if err != nil {
+		return stock.EventRecord{}, fail(err, "read event %s", id)
+	}
+	r.Payload = payload
+	return r, nil
+}
+
+// scanEvent reads eventCols and, if payload is not nil, the payload after
+// them.
+func scanEvent(sc scanner, payload *[]byte) (stock.EventRecord, error) {
+	var (
+		r                    stock.EventRecord
+		created, first, last int64
+		ids                  string
+	)
+	dest := []any{&r.ID, &r.Type, &created, &r.Livemode, &r.SessionID, &ids, &first, &last,
+		&r.Attempts, (*string)(&r.Outcome), &r.Detail, &r.LastError}
+	if payload != nil {
+		dest = append(dest, payload)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return stock.EventRecord{}, err
+	}
+	var err error
+	if r.ArtworkIDs, err = decodeList(ids); err != nil {
+		return stock.EventRecord{}, err
+	}
+	r.Created, r.FirstReceived, r.LastReceived = fromMillis(created), fromMillis(first), fromMillis(last)
+	return r, nil
+}

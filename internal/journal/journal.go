@@ -1,0 +1,261 @@
+// Package journal is soldout's durable record of Stripe events and sales: the
+// stock.Journal on SQLite (one file, one host) or on PostgreSQL (several
+// replicas). Both share the schema and nearly all SQL, since SQLite accepts
+// PostgreSQL's $1-style placeholders; they differ in how connections are set
+// up, how migrations are serialised and how a unique violation names its
+// index.
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+
+	"soldout/internal/stock"
+)
+
+const (
+	kindSQLite   = "sqlite"
+	kindPostgres = "postgres"
+)
+
+// Pool sizes. One PostgreSQL connection per concurrent write lets the server
+// flush many commits with one WAL write; 16 covers a busy replica without
+// crowding max_connections when several replicas run. SQLite readers never
+// block each other or the writer in WAL mode, so a few cover the CLI and the
+// rules' reads.
+const (
+	postgresConns = 16
+	sqliteReaders = 4
+)
+
+// busyTimeout is how long an SQLite connection waits for a lock another
+// process holds before giving up with SQLITE_BUSY; it stays below Stripe's
+// webhook timeout so that the answer is a retryable 5xx, not a hang.
+const busyTimeout = "5000"
+
+// SQLite settings. synchronous=FULL fsyncs the WAL on every commit, so an
+// event answered 2xx survives a power cut; WAL lets readers work while the
+// writer commits. The writer begins transactions IMMEDIATE so that it takes
+// the write lock up front, waiting under busy_timeout, rather than failing
+// with SQLITE_BUSY when a read transaction tries to become a write.
+const (
+	sqliteWriterParams = "_txlock=immediate&_busy_timeout=" + busyTimeout +
+		"&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_pragma=temp_store(MEMORY)"
+	sqliteReaderParams = "_busy_timeout=" + busyTimeout + "&_foreign_keys=1&_query_only=1"
+)
+
+// DB is the journal. It implements stock.Journal and the read side the
+// operator CLI needs. It is safe for concurrent use.
+type DB struct {
+	kind string
+	// db writes. PostgreSQL: the pool, used for reads too. SQLite: a pool of
+	// one connection, which w keeps for itself after migrating.
+	db   *sql.DB
+	read *sql.DB    // PostgreSQL: db; SQLite: a query-only pool
+	w    *committer // SQLite only
+	st   statements
+	now  func() time.Time // stamps sales rows; replaced in tests
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ stock.Journal = (*DB)(nil)
+
+// Open connects to the journal named by url (DATABASE_URL) and brings its
+// schema up to date. A plain path, sqlite:<path>, sqlite://<path> or a
+// file: URI opens an SQLite file (created if missing); postgres:// and
+// postgresql:// URLs open PostgreSQL.
+func Open(ctx context.Context, url string) (*DB, error) {
+	kind, dsn, err := parseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	d := &DB{kind: kind, now: time.Now}
+	if kind == kindSQLite {
+		err = d.openSQLite(ctx, dsn)
+	} else {
+		err = d.openPostgres(ctx, dsn)
+	}
+	if err != nil {
+		d.Close()
+		return nil, fail(err, "open %s", kind)
+	}
+	return d, nil
+}
+
+func (d *DB) openSQLite(ctx context.Context, dsn string) error {
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	var err error
+	if d.db, err = openSQLitePool(dsn + sep + sqliteWriterParams); err != nil {
+		return err
+	}
+	// Writes in one process never contend for SQLite's lock: they all go
+	// through the committer on this one connection, which turns concurrency
+	// into group commits instead of SQLITE_BUSY retries.
+	d.db.SetMaxOpenConns(1)
+	d.db.SetMaxIdleConns(1)
+	if err = d.migrate(ctx); err != nil {
+		return err
+	}
+	if d.read, err = openSQLitePool(dsn + sep + sqliteReaderParams); err != nil {
+		return err
+	}
+	d.read.SetMaxOpenConns(sqliteReaders)
+	d.read.SetMaxIdleConns(sqliteReaders)
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	if d.w, err = newCommitter(ctx, conn); err != nil {
+		conn.Close()
+		return err
+	}
+	return d.st.prepare(ctx, kindSQLite, conn, d.read)
+}
+
+func openSQLitePool(dsn string) (*sql.DB, error) {
+	c, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+func (d *DB) openPostgres(ctx context.Context, url string) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return stock.Wrap(stock.Misconfigured, err, "journal: DATABASE_URL")
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		// Lets a DBA tell soldout's sessions apart in pg_stat_activity.
+		cfg.RuntimeParams["application_name"] = "soldout"
+	}
+	d.db = stdlib.OpenDB(*cfg)
+	d.read = d.db
+	d.db.SetMaxOpenConns(postgresConns)
+	d.db.SetMaxIdleConns(postgresConns)
+	d.db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := d.db.PingContext(ctx); err != nil {
+		return err
+	}
+	if err := d.migrate(ctx); err != nil {
+		return err
+	}
+	return d.st.prepare(ctx, kindPostgres, d.db, d.db)
+}
+
+// parseURL tells SQLite from PostgreSQL and turns an SQLite path into the
+// file: URI the driver takes.
+func parseURL(url string) (kind, dsn string, err error) {
+	var path string
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return kindPostgres, url, nil
+	case strings.HasPrefix(url, "file:"):
+		if strings.Contains(url, "mode=memory") || strings.HasPrefix(url, "file::memory:") {
+			return "", "", errMemory
+		}
+		return kindSQLite, url, nil
+	case strings.HasPrefix(url, "sqlite://"):
+		path = url[len("sqlite://"):]
+	case strings.HasPrefix(url, "sqlite:"):
+		path = url[len("sqlite:"):]
+	case url == "":
+		return "", "", stock.Errorf(stock.Misconfigured, "journal: DATABASE_URL is empty; %s", acceptedURLs)
+	case strings.Contains(url, "://"):
+		// Only the scheme: the rest may hold a password.
+		scheme, _, _ := strings.Cut(url, "://")
+		return "", "", stock.Errorf(stock.Misconfigured, "journal: DATABASE_URL scheme %q is not supported; %s", scheme, acceptedURLs)
+	default:
+		path = url
+	}
+	switch path {
+	case "":
+		return "", "", stock.Errorf(stock.Misconfigured, "journal: DATABASE_URL names no file; %s", acceptedURLs)
+	case ":memory:":
+		return "", "", errMemory
+	}
+	return kindSQLite, "file:" + uriPathEscaper.Replace(path), nil
+}
+
+const acceptedURLs = "use a file path, sqlite:<path>, file:<path> or postgres://user@host/db"
+
+// errMemory: every connection to an in-memory SQLite database sees its own
+// empty database, and nothing survives a restart.
+var errMemory = stock.Errorf(stock.Misconfigured, "journal: DATABASE_URL names an in-memory SQLite database, which is not durable; give a file path")
+
+// uriPathEscaper escapes what would end or corrupt the path of a file: URI.
+var uriPathEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
+// Kind reports the backend: "sqlite" or "postgres".
+func (d *DB) Kind() string { return d.kind }
+
+// Ping checks that the database answers reads and, through the same path as
+// every write, that a write could start now.
+func (d *DB) Ping(ctx context.Context) error {
+	if err := d.read.PingContext(ctx); err != nil {
+		return fail(err, "ping")
+	}
+	if d.w != nil {
+		if err := d.w.do(ctx, func(context.Context) error { return nil }); err != nil {
+			return fail(err, "ping writer")
+		}
+	}
+	return nil
+}
+
+// Close waits for writes in progress and closes every connection.
+func (d *DB) Close() error {
+	d.closeOnce.Do(func() {
+		var errs []error
+		if d.w != nil {
+			errs = append(errs, d.w.close())
+		}
+		if d.read != nil && d.read != d.db {
+			errs = append(errs, d.read.Close())
+		}
+		if d.db != nil {
+			errs = append(errs, d.db.Close())
+		}
+		d.closeErr = errors.Join(errs...)
+	})
+	return d.closeErr
+}
+
+// write runs fn, a write of one statement or, on SQLite, of a few that must
+// commit together. On SQLite it joins the committer's next group commit; on
+// PostgreSQL every write is a single atomic statement on the pool.
+func (d *DB) write(ctx context.Context, fn func(context.Context) error) error {
+	if d.w != nil {
+		return d.w.do(ctx, fn)
+	}
+	return fn(ctx)
+}
+
+// fail passes the journal's own classified errors through and marks anything
+// else as the database failing, which the caller answers with a 5xx so that
+// Stripe retries.
+func fail(err error, format string, args ...any) error {
+	var e *stock.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return stock.Wrap(stock.Unavailable, err, "journal: "+format, args...)
+}
+
+// conflict wraps one of stock's sentinels so that errors.Is finds it.
+func conflict(sentinel error, format string, args ...any) error {
+	return stock.Wrap(stock.Conflict, sentinel, "journal: "+format, args...)
+}

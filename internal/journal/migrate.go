@@ -1,0 +1,114 @@
+package journal
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+)
+
+// Migrations are numbered files, 0001_name.sql onwards, applied in order.
+// Never edit one that has shipped; add the next.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+var migrations = mustLoadMigrations(migrationFiles)
+
+// mustLoadMigrations panics on a misnamed file: the files are compiled in,
+// so that is a build mistake that any test run reveals.
+func mustLoadMigrations(fsys fs.FS) []migration {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		panic(err)
+	}
+	ms := make([]migration, 0, len(names))
+	for i, path := range names { // Glob sorts, and the numbers are zero-padded
+		name := strings.TrimPrefix(path, "migrations/")
+		prefix, _, _ := strings.Cut(name, "_")
+		v, err := strconv.Atoi(prefix)
+		if err != nil || v != i+1 {
+			panic(fmt.Sprintf("journal: migration %s: want number %04d", name, i+1))
+		}
+		b, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			panic(err)
+		}
+		ms = append(ms, migration{version: v, name: name, sql: string(b)})
+	}
+	return ms
+}
+
+// LatestSchemaVersion is the version this build migrates to: the number of
+// embedded migrations.
+func LatestSchemaVersion() int { return len(migrations) }
+
+// SchemaVersion reports the newest migration applied to the database.
+func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := d.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fail(err, "read schema version")
+	}
+	return v, nil
+}
+
+// migrationLock is the PostgreSQL advisory lock key that serialises
+// migrations: "soldout" in ASCII.
+const migrationLock = 0x736f6c646f7574
+
+func (d *DB) migrate(ctx context.Context) error {
+	for _, m := range migrations {
+		if err := d.applyMigration(ctx, m); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// applyMigration applies m in its own transaction unless it was applied
+// already. Replicas that start together take turns: on SQLite the
+// transaction begins IMMEDIATE (see sqliteWriterParams), so it holds the
+// write lock before reading the version; on PostgreSQL an advisory lock,
+// released at commit, plays that part.
+func (d *DB) applyMigration(ctx context.Context, m migration) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if d.kind == kindPostgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at BIGINT NOT NULL
+	)`); err != nil {
+		return err
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return err
+	}
+	if current >= m.version {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+		m.version, m.name, d.now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,110 @@
+package journal
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"soldout/internal/stock"
+)
+
+func TestOpenForms(t *testing.T) {
+	dir := t.TempDir()
+	for _, url := range []string{
+		filepath.Join(dir, "plain.db"),
+		"sqlite:" + filepath.Join(dir, "scheme.db"),
+		"sqlite://" + filepath.Join(dir, "slashes.db"),
+		"file:" + filepath.Join(dir, "uri.db") + "?cache=private",
+		filepath.Join(dir, "odd?name#1.db"),
+	} {
+		d := open(t, url)
+		if d.Kind() != kindSQLite {
+			t.Errorf("%s: kind %q", url, d.Kind())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "odd?name#1.db")); err != nil {
+		t.Errorf("a path with URI characters: %v", err)
+	}
+	t.Run("postgres", func(t *testing.T) {
+		if d := open(t, postgresURL(t)); d.Kind() != kindPostgres {
+			t.Errorf("postgres: kind %q", d.Kind())
+		}
+	})
+}
+
+func TestOpenRejects(t *testing.T) {
+	for _, url := range []string{
+		"",
+		"mysql://root:hunter2@db/soldout",
+		"sqlite:",
+		":memory:",
+		"sqlite::memory:",
+		"file::memory:?cache=shared",
+		"file:x.db?mode=memory",
+	} {
+		_, err := Open(context.Background(), url)
+		if err == nil {
+			t.Errorf("Open(%q) succeeded", url)
+			continue
+		}
+		if !strings.Contains(err.Error(), "DATABASE_URL") || stock.ErrorCode(err) != stock.Misconfigured {
+			t.Errorf("Open(%q): %v; want a misconfigured error naming DATABASE_URL", url, err)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%q) leaks the password: %v", url, err)
+		}
+	}
+	_, err := Open(context.Background(), "mysql://x")
+	if !strings.Contains(err.Error(), "sqlite:<path>") || !strings.Contains(err.Error(), "postgres://") {
+		t.Errorf("the error does not list the accepted forms: %v", err)
+	}
+}
+
+// The writer connection must run with the durability and locking settings
+// the package comment promises.
+func TestSQLiteSettings(t *testing.T) {
+	d := open(t, sqliteURL(t))
+	want := map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": busyTimeout}
+	err := d.write(context.Background(), func(ctx context.Context) error {
+		for pragma, v := range want {
+			var got string
+			if err := d.w.conn.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+				return err
+			}
+			if got != v {
+				t.Errorf("writer: PRAGMA %s = %s, want %s", pragma, got, v)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queryOnly string
+	if err := d.read.QueryRow("PRAGMA query_only").Scan(&queryOnly); err != nil || queryOnly != "1" {
+		t.Errorf("reader: query_only = %s, %v", queryOnly, err)
+	}
+}
+
+func TestMigrationNames(t *testing.T) {
+	if LatestSchemaVersion() != len(migrations) || migrations[0].version != 1 {
+		t.Fatalf("embedded migrations: %+v", migrations)
+	}
+	for _, files := range []fstest.MapFS{
+		{"migrations/0002_gap.sql": {}},
+		{"migrations/0001_a.sql": {}, "migrations/0001_b.sql": {}},
+		{"migrations/init.sql": {}},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%v: loaded without complaint", files)
+				}
+			}()
+			mustLoadMigrations(files)
+		}()
+	}
+}

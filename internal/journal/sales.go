@@ -1,0 +1,168 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"soldout/internal/stock"
+)
+
+// Sales returns every sale row of an artwork, oldest first.
+func (d *DB) Sales(ctx context.Context, artworkID string) ([]stock.Sale, error) {
+	sales, err := scanSales(d.st.sales.QueryContext(ctx, artworkID))
+	if err != nil {
+		return nil, fail(err, "read sales of %s", artworkID)
+	}
+	return sales, nil
+}
+
+// InsertSale adds s as it is, version included, so that s can be passed to
+// UpdateSale next; CreatedAt and UpdatedAt are stamped with the journal's
+// clock. It fails with ErrSaleTaken if s is active while another active row
+// exists for the artwork, and with ErrSaleExists if the (artwork, session)
+// row exists.
+func (d *DB) InsertSale(ctx context.Context, s stock.Sale) error {
+	now := millis(d.now())
+	err := d.write(ctx, func(ctx context.Context) error {
+		res, err := d.st.insertSale.ExecContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
+			s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), now, s.Version)
+		if violatesOneActive(err) {
+			return conflict(stock.ErrSaleTaken, "insert sale %s/%s", s.ArtworkID, s.SessionID)
+		}
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err == nil && n == 0 {
+			err = conflict(stock.ErrSaleExists, "insert sale %s/%s", s.ArtworkID, s.SessionID)
+		}
+		return err
+	})
+	if err != nil {
+		return fail(err, "insert sale %s/%s", s.ArtworkID, s.SessionID)
+	}
+	return nil
+}
+
+// UpdateSale rewrites the row of (s.ArtworkID, s.SessionID) if its version is
+// still s.Version, stamps UpdatedAt, and returns the row with its new
+// version. It fails with ErrStale when another writer came first (or the row
+// does not exist), and with ErrSaleTaken when s becomes active while another
+// active row exists. CreatedAt is never rewritten.
+func (d *DB) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
+	now := millis(d.now())
+	var out stock.Sale
+	err := d.write(ctx, func(ctx context.Context) error {
+		row := d.st.updateSale.QueryRowContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
+			s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), now, s.Version)
+		var err error
+		out, err = scanSale(row)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return conflict(stock.ErrStale, "update sale %s/%s at version %d", s.ArtworkID, s.SessionID, s.Version)
+		case violatesOneActive(err):
+			return conflict(stock.ErrSaleTaken, "update sale %s/%s", s.ArtworkID, s.SessionID)
+		}
+		return err
+	})
+	if err != nil {
+		return stock.Sale{}, fail(err, "update sale %s/%s", s.ArtworkID, s.SessionID)
+	}
+	return out, nil
+}
+
+// SaleFilter selects sales for ListSales. Zero fields do not filter.
+type SaleFilter struct {
+	State     stock.SaleState
+	ArtworkID string
+	Limit     int // at most this many; 0 for all
+}
+
+// ListSales returns the sales that match f, newest first.
+func (d *DB) ListSales(ctx context.Context, f SaleFilter) ([]stock.Sale, error) {
+	var q filter
+	if f.State != "" {
+		q.add("state =", string(f.State))
+	}
+	if f.ArtworkID != "" {
+		q.add("artwork_id =", f.ArtworkID)
+	}
+	query := "SELECT " + saleCols + " FROM sales" + q.where() +
+		" ORDER BY created_at DESC, artwork_id, session_id" + q.limit(f.Limit)
+	sales, err := scanSales(d.read.QueryContext(ctx, query, q.args...))
+	if err != nil {
+		return nil, fail(err, "list sales")
+	}
+	return sales, nil
+}
+
+// SaleBySession returns the sale rows of one Checkout Session, one per
+// artwork it bought, ordered by artwork id.
+func (d *DB) SaleBySession(ctx context.Context, sessionID string) ([]stock.Sale, error) {
+	sales, err := scanSales(d.st.salesBySession.QueryContext(ctx, sessionID))
+	if err != nil {
+		return nil, fail(err, "read sales of session %s", sessionID)
+	}
+	return sales, nil
+}
+
+// violatesOneActive reports whether err is a unique violation of
+// sales_one_active, the index allowing one held or sold row per artwork.
+func violatesOneActive(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505" && pe.ConstraintName == "sales_one_active" // unique_violation
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+		// SQLite names the index's columns, not the index: sales_one_active
+		// reads "sales.artwork_id", the primary key "sales.artwork_id,
+		// sales.session_id".
+		_, rest, ok := strings.Cut(se.Error(), "UNIQUE constraint failed: sales.artwork_id")
+		return ok && !strings.HasPrefix(rest, ",")
+	}
+	return false
+}
+
+func scanSales(rows *sql.Rows, err error) ([]stock.Sale, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var sales []stock.Sale
+	for rows.Next() {
+		s, err := scanSale(rows)
+		if err != nil {
+			return nil, err
+		}
+		sales = append(sales, s)
+	}
+	return sales, rows.Err()
+}
+
+func scanSale(sc scanner) (stock.Sale, error) {
+	var (
+		s                            stock.Sale
+		ids                          string
+		leaseUntil, created, updated int64
+	)
+	if err := sc.Scan(&s.ArtworkID, &s.SessionID, (*string)(&s.State), &s.Email, &s.Amount, &s.Currency, &ids,
+		&s.AppliedRev, &s.LeaseOwner, &leaseUntil, &created, &updated, &s.Version); err != nil {
+		return stock.Sale{}, err
+	}
+	var err error
+	if s.EventIDs, err = decodeList(ids); err != nil {
+		return stock.Sale{}, err
+	}
+	s.LeaseUntil, s.CreatedAt, s.UpdatedAt = fromMillis(leaseUntil), fromMillis(created), fromMillis(updated)
+	return s, nil
+}

@@ -1,0 +1,87 @@
+package sanity
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"soldout/internal/stock"
+)
+
+// pacer is a token bucket kept as a "theoretical arrival time" (GCRA): tat
+// is when the bucket will be full again, and a request may go once tat is
+// no more than tau ahead of it. One pacer serves every goroutine, so a rate
+// limit reported to one request slows them all.
+type pacer struct {
+	mu       sync.Mutex
+	interval time.Duration // one token; 0 disables pacing
+	tau      time.Duration // (burst-1) tokens: how far tat may run ahead
+	tat      time.Time
+}
+
+func newPacer(perSecond float64) *pacer {
+	if math.IsInf(perSecond, 1) {
+		return &pacer{}
+	}
+	burst := max(1, math.Ceil(perSecond))
+	interval := time.Duration(float64(time.Second) / perSecond)
+	return &pacer{interval: interval, tau: time.Duration(burst-1) * interval}
+}
+
+// reserve claims the next slot and returns when it starts. If that is after
+// latest (zero: no limit) nothing is claimed and ok is false.
+func (p *pacer) reserve(now, latest time.Time) (at time.Time, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tat := p.tat
+	if tat.Before(now) {
+		tat = now
+	}
+	at = tat.Add(-p.tau)
+	if at.Before(now) {
+		at = now
+	}
+	if !latest.IsZero() && at.After(latest) {
+		return at, false
+	}
+	p.tat = tat.Add(p.interval)
+	return at, true
+}
+
+// pause lets no request start before until, and then resumes at the steady
+// rate rather than with a burst that would hit the limit again.
+func (p *pacer) pause(until time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := until.Add(p.tau); t.After(p.tat) {
+		p.tat = t
+	}
+}
+
+// wait blocks until the caller may send a mutation. It refuses at once when
+// the slot would start too late for the request to finish before ctx's
+// deadline.
+func (p *pacer) wait(ctx context.Context) error {
+	now := time.Now()
+	var latest time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		latest = dl.Add(-minAttemptBudget)
+	}
+	at, ok := p.reserve(now, latest)
+	if !ok {
+		return stock.Errorf(stock.Unavailable, "sanity mutate: rate limited until %s, past the request deadline", at.Format(time.RFC3339Nano))
+	}
+	d := at.Sub(now)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return stock.Wrap(stock.Unavailable, ctx.Err(), "sanity mutate: waiting for the rate limit")
+	}
+}

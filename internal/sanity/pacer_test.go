@@ -1,0 +1,197 @@
+package sanity
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"soldout/internal/sanity/memlake"
+	"soldout/internal/sanity/sanitytest"
+	"soldout/internal/stock"
+)
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+// TestPacer drives the bucket with explicit times: no sleeping, no flakes.
+func TestPacer(t *testing.T) {
+	type step struct {
+		now    int // ms after t0
+		latest int // ms after t0; 0: none
+		pause  int // ms after t0; when set the step pauses instead
+		want   int // slot start, ms after t0
+		ok     bool
+	}
+	tests := []struct {
+		name  string
+		rate  float64
+		steps []step
+	}{
+		{"burst then steady rate", 4, []step{
+			{now: 0, want: 0, ok: true},
+			{now: 0, want: 0, ok: true},
+			{now: 0, want: 0, ok: true},
+			{now: 0, want: 0, ok: true},
+			{now: 0, want: 250, ok: true},
+			{now: 0, want: 500, ok: true},
+		}},
+		{"refills while idle", 4, []step{
+			{now: 0, want: 0, ok: true}, {now: 0, want: 0, ok: true},
+			{now: 0, want: 0, ok: true}, {now: 0, want: 0, ok: true},
+			{now: 1000, want: 1000, ok: true}, {now: 1000, want: 1000, ok: true},
+			{now: 1000, want: 1000, ok: true}, {now: 1000, want: 1000, ok: true},
+			{now: 1000, want: 1250, ok: true},
+		}},
+		{"a slot past the deadline is refused and not consumed", 1, []step{
+			{now: 0, want: 0, ok: true},
+			{now: 0, latest: 500, want: 1000, ok: false},
+			{now: 0, want: 1000, ok: true},
+		}},
+		{"pause delays everyone, then resumes without a burst", 10, []step{
+			{now: 0, want: 0, ok: true},
+			{pause: 2000},
+			{now: 10, want: 2000, ok: true},
+			{now: 10, want: 2100, ok: true},
+			{now: 10, want: 2200, ok: true},
+		}},
+		{"an earlier pause does not shorten a later one", 10, []step{
+			{pause: 2000}, {pause: 1000},
+			{now: 0, want: 2000, ok: true},
+		}},
+		{"fractional rate", 0.5, []step{
+			{now: 0, want: 0, ok: true},
+			{now: 0, want: 2000, ok: true},
+		}},
+		{"unlimited, except for pauses", math.Inf(1), []step{
+			{now: 0, want: 0, ok: true}, {now: 0, want: 0, ok: true}, {now: 0, want: 0, ok: true},
+			{pause: 700},
+			{now: 5, want: 700, ok: true}, {now: 5, want: 700, ok: true},
+			{now: 800, want: 800, ok: true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPacer(tt.rate)
+			for i, s := range tt.steps {
+				if s.pause != 0 {
+					p.pause(at(s.pause))
+					continue
+				}
+				var latest time.Time
+				if s.latest != 0 {
+					latest = at(s.latest)
+				}
+				got, ok := p.reserve(at(s.now), latest)
+				if !got.Equal(at(s.want)) || ok != s.ok {
+					t.Errorf("step %d: slot at %v ok=%v, want %v ok=%v", i, got.Sub(t0), ok, time.Duration(s.want)*time.Millisecond, s.ok)
+				}
+			}
+		})
+	}
+}
+
+// TestRateLimitPausesEveryMutation: one 429 makes the next mutation of any
+// goroutine wait for retry-after, and a caller whose deadline comes first is
+// refused without touching the server.
+func TestRateLimitPausesEveryMutation(t *testing.T) {
+	lake := memlake.New("production", "")
+	rev := lake.Put(map[string]any{"_id": "X", "_type": "artwork"})
+	f := sanitytest.Faulty(lake, sanitytest.Options{
+		Sequence:   []sanitytest.Fault{sanitytest.RateLimited},
+		RetryAfter: 3 * time.Second,
+	})
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	c, err := New(Config{ProjectID: "p", Dataset: "production", Host: srv.URL, MutationsPerSecond: math.Inf(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	err = c.SetAvailable(ctx, "tx-1", false, []stock.Variant{{ID: "X", Rev: rev}})
+	if stock.ErrorCode(err) != stock.Unavailable {
+		t.Fatalf("err = %v, want Unavailable (retry-after exceeds the deadline)", err)
+	}
+	if slot, _ := c.pacer.reserve(time.Now(), time.Time{}); time.Until(slot) < 2*time.Second {
+		t.Errorf("next mutation slot in %v, want about 3s", time.Until(slot))
+	}
+
+	ctx2, cancel2 := context.WithTimeout(t.Context(), time.Second)
+	defer cancel2()
+	err = c.SetAvailable(ctx2, "tx-2", false, []stock.Variant{{ID: "X", Rev: rev}})
+	if stock.ErrorCode(err) != stock.Unavailable || f.Seen() != 1 {
+		t.Errorf("second caller: err %v after %d requests; want Unavailable without a request", err, f.Seen())
+	}
+}
+
+func TestRetryAfterHeaders(t *testing.T) {
+	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
+	epoch := time.Now().Add(40 * time.Second).Unix()
+	tests := []struct {
+		name     string
+		headers  map[string]string
+		min, max time.Duration
+	}{
+		{"none", nil, 0, 0},
+		{"seconds", map[string]string{"Retry-After": "2"}, 2 * time.Second, 2 * time.Second},
+		{"http date", map[string]string{"Retry-After": date}, 85 * time.Second, 90 * time.Second},
+		{"reset delay", map[string]string{"Ratelimit-Reset": "1"}, time.Second, time.Second},
+		{"reset as unix time", map[string]string{"Ratelimit-Reset": strconv.FormatInt(epoch, 10)}, 35 * time.Second, 40 * time.Second},
+		{"the longer wins", map[string]string{"Retry-After": "1", "Ratelimit-Reset": "3"}, 3 * time.Second, 3 * time.Second},
+		{"capped", map[string]string{"Retry-After": "86400"}, maxRetryAfter, maxRetryAfter},
+		{"garbage", map[string]string{"Retry-After": "soon"}, 0, 0},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		for k, v := range tt.headers {
+			h.Set(k, v)
+		}
+		if got := retryAfter(h); got < tt.min || got > tt.max {
+			t.Errorf("%s: %v, want within [%v, %v]", tt.name, got, tt.min, tt.max)
+		}
+	}
+}
+
+func TestParseAPIError(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   APIError
+	}{
+		{"mutation error", 409,
+			`{"error":{"type":"mutationError","description":"Mutation failed: x","items":[{"index":1,"error":{"type":"documentRevisionIDDoesNotMatchError","description":"d","id":"X","currentRevisionID":"a","expectedRevisionID":"b"}}]}}`,
+			APIError{Status: 409, Type: "mutationError", Description: "Mutation failed: x", Items: []ItemError{{
+				Index: 1, Type: "documentRevisionIDDoesNotMatchError", Description: "d", ID: "X", CurrentRevisionID: "a", ExpectedRevisionID: "b",
+			}}}},
+		{"top-level type", 409,
+			`{"error":{"type":"transactionAlreadyExistsError","description":"Transaction exists"}}`,
+			APIError{Status: 409, Type: "transactionAlreadyExistsError", Description: "Transaction exists"}},
+		{"gateway shape", 401,
+			`{"statusCode":401,"error":"Unauthorized","message":"Session not found","errorCode":"SIO-401-ANF"}`,
+			APIError{Status: 401, Description: "Session not found", ErrorCode: "SIO-401-ANF"}},
+		{"rate limit", 429, `{"message":"API rate limit exceeded"}`,
+			APIError{Status: 429, Description: "API rate limit exceeded"}},
+		{"html from a proxy", 502, "<html>502 Bad Gateway</html>\n",
+			APIError{Status: 502, Description: "<html>502 Bad Gateway</html>"}},
+	}
+	for _, tt := range tests {
+		got := parseAPIError(tt.status, http.Header{}, []byte(tt.body))
+		if got.Status != tt.want.Status || got.Type != tt.want.Type || got.Description != tt.want.Description ||
+			got.ErrorCode != tt.want.ErrorCode || len(got.Items) != len(tt.want.Items) {
+			t.Errorf("%s: got %+v, want %+v", tt.name, *got, tt.want)
+			continue
+		}
+		for i := range got.Items {
+			if got.Items[i] != tt.want.Items[i] {
+				t.Errorf("%s: item %+v, want %+v", tt.name, got.Items[i], tt.want.Items[i])
+			}
+		}
+	}
+}
