@@ -17,7 +17,10 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve": {"run the webhook server (POST /api/webhook, GET /healthz, GET /readyz)", runServe},
 		"demo":  {"a self-contained tour on an in-memory Sanity stand-in: no account needed", runDemo},
-		"help":  {"show this help", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error { printHelp(stdout); return nil }},
+		"help": {"show this help", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
+			printHelp(stdout)
+			return nil
+		}},
 	}
 }
 
