@@ -12,15 +12,16 @@ import (
 )
 
 // A backend hands out fresh, empty journal locations. Every test and
-// benchmark runs against each.
+// benchmark runs against each; available skips when it cannot.
 type backend struct {
-	name string
-	url  func(tb testing.TB) string
+	name      string
+	available func(tb testing.TB)
+	url       func(tb testing.TB) string
 }
 
 var backends = []backend{
-	{"sqlite", sqliteURL},
-	{"postgres", postgresURL},
+	{"sqlite", func(testing.TB) {}, sqliteURL},
+	{"postgres", func(tb testing.TB) { postgresServer(tb) }, postgresURL},
 }
 
 func sqliteURL(tb testing.TB) string {
@@ -30,11 +31,7 @@ func sqliteURL(tb testing.TB) string {
 // postgresURL creates a schema of its own on SOLDOUT_TEST_POSTGRES and
 // returns a URL whose search_path points at it, so that runs never collide.
 func postgresURL(tb testing.TB) string {
-	base := os.Getenv("SOLDOUT_TEST_POSTGRES")
-	if base == "" {
-		tb.Skip("SOLDOUT_TEST_POSTGRES is not set; set it to a PostgreSQL URL such as " +
-			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run the PostgreSQL tests")
-	}
+	base := postgresServer(tb)
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
 		tb.Fatal(err)
@@ -60,6 +57,16 @@ func postgresURL(tb testing.TB) string {
 		sep = "&"
 	}
 	return base + sep + "search_path=" + schema
+}
+
+// postgresServer returns SOLDOUT_TEST_POSTGRES, or skips.
+func postgresServer(tb testing.TB) string {
+	base := os.Getenv("SOLDOUT_TEST_POSTGRES")
+	if base == "" {
+		tb.Skip("SOLDOUT_TEST_POSTGRES is not set; set it to a PostgreSQL URL such as " +
+			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run the PostgreSQL tests")
+	}
+	return base
 }
 
 func randomBytes(tb testing.TB, n int) []byte {

@@ -16,6 +16,7 @@ import (
 func benchBackends(b *testing.B, fn func(b *testing.B, d *DB, next func() string)) {
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {
+			be.available(b)
 			d := open(b, be.url(b))
 			var n atomic.Int64
 			next := func() string { return strconv.FormatInt(n.Add(1), 10) }
@@ -81,6 +82,7 @@ func BenchmarkListEventsByArtwork1M(b *testing.B) {
 	const events, artworks = 1_000_000, 1000
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {
+			be.available(b)
 			d := open(b, be.url(b))
 			start := time.Now()
 			// Ids of one length sort in the order they are made, so each

@@ -16,6 +16,7 @@ import (
 func TestJournal(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
+			b.available(t)
 			for _, c := range contract {
 				t.Run(c.name, func(t *testing.T) { c.test(t, b.url(t)) })
 			}

@@ -43,9 +43,10 @@ const busyTimeout = "5000"
 
 // SQLite settings. synchronous=FULL fsyncs the WAL on every commit, so an
 // event answered 2xx survives a power cut; WAL lets readers work while the
-// writer commits. The writer begins transactions IMMEDIATE so that it takes
-// the write lock up front, waiting under busy_timeout, rather than failing
-// with SQLITE_BUSY when a read transaction tries to become a write.
+// writer commits. The writer's transactions begin IMMEDIATE (the migrations'
+// through _txlock, the committer's explicitly): they take the write lock up
+// front, waiting under busy_timeout, instead of failing with SQLITE_BUSY when
+// a read transaction tries to become a write.
 const (
 	sqliteWriterParams = "_txlock=immediate&_busy_timeout=" + busyTimeout +
 		"&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_pragma=temp_store(MEMORY)"
@@ -62,7 +63,7 @@ type DB struct {
 	read *sql.DB    // PostgreSQL: db; SQLite: a query-only pool
 	w    *committer // SQLite only
 	st   statements
-	now  func() time.Time // stamps sales rows; replaced in tests
+	now  func() time.Time // stamps sales rows and migrations; replaced in tests
 
 	closeOnce sync.Once
 	closeErr  error

@@ -223,7 +223,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, target string, body [
 			}
 		}
 		start := time.Now()
-		err := c.send(ctx, endpoint, method, target, body, out)
+		err := c.attempt(ctx, endpoint, method, target, body, out)
 		elapsed := time.Since(start)
 		c.observe(endpoint, resultClass(err), elapsed)
 		if err == nil || !retryable(err) || ctx.Err() != nil {
@@ -233,10 +233,13 @@ func (c *Client) do(ctx context.Context, endpoint, method, target string, body [
 		if attempt >= maxAttempts {
 			return attempt, err
 		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay+max(elapsed, minAttemptBudget) {
-			// Sleeping would leave no time for the retry: answer now, while the
-			// caller can still tell its own client to come back later.
-			return attempt, err
+		if dl, ok := ctx.Deadline(); ok {
+			left := time.Until(dl)
+			if left < delay+max(elapsed, minAttemptBudget)+answerMargin(left) {
+				// Sleeping would leave no time for the retry: answer now, while
+				// the caller can still tell its own client to come back later.
+				return attempt, err
+			}
 		}
 		c.observe(endpoint, "retry", delay)
 		c.log.DebugContext(ctx, "sanity request failed, retrying",
@@ -249,6 +252,24 @@ func (c *Client) do(ctx context.Context, endpoint, method, target string, body [
 			return attempt, fmt.Errorf("%w; last failure: %w", ctx.Err(), err)
 		}
 	}
+}
+
+// attempt runs send under a deadline a little before ctx's, so that even a
+// hanging request leaves the caller time to answer.
+func (c *Client) attempt(ctx context.Context, endpoint, method, target string, body []byte, out any) error {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return c.send(ctx, endpoint, method, target, body, out)
+	}
+	actx, cancel := context.WithDeadline(ctx, dl.Add(-answerMargin(time.Until(dl))))
+	defer cancel()
+	return c.send(actx, endpoint, method, target, body, out)
+}
+
+// answerMargin is how much of the time left is kept back for the caller: a
+// twentieth, at most 50 ms.
+func answerMargin(left time.Duration) time.Duration {
+	return max(0, min(left/20, 50*time.Millisecond))
 }
 
 // send makes one HTTP attempt.

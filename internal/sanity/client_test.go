@@ -558,6 +558,7 @@ func TestGivesUpBeforeTheDeadline(t *testing.T) {
 		{"always 503", sanitytest.Options{Rate: 1, Fault: sanitytest.Error503}, 400 * time.Millisecond, 6},
 		{"retry-after beyond the deadline", sanitytest.Options{Rate: 1, Fault: sanitytest.RateLimited, RetryAfter: 5 * time.Second}, 2 * time.Second, 1},
 		{"slow and failing", sanitytest.Options{Rate: 1, Fault: sanitytest.Error500, Latency: 80 * time.Millisecond}, 500 * time.Millisecond, 6},
+		{"hanging", sanitytest.Options{Latency: time.Minute}, 300 * time.Millisecond, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -69,10 +69,11 @@ func ArtworkIDsFromMetadata(metadata map[string]string) []string {
 const MaxArtworkIDLength = 128
 
 // ValidArtworkID reports whether id is a plain published Sanity document id:
-// letters, digits, '_', '-', '.', at most 128 characters, and not a draft or
-// release version. Anything else must never reach Sanity: the doc endpoint
-// takes comma-separated ids in its path, so a hostile id could address
-// another document.
+// letters, digits, '_', '-', '.', at most 128 characters, not a draft or
+// release version, and (Sanity's path rule) no empty dot-separated segment
+// nor one starting with '-'. Anything else must never reach Sanity: the doc
+// endpoint takes comma-separated ids in its path, so a hostile id could
+// address another document.
 func ValidArtworkID(id string) bool {
 	if id == "" || len(id) > MaxArtworkIDLength {
 		return false
@@ -80,12 +81,17 @@ func ValidArtworkID(id string) bool {
 	if strings.HasPrefix(id, "drafts.") || strings.HasPrefix(id, "versions.") {
 		return false
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
-		default:
+	for seg := range strings.SplitSeq(id, ".") {
+		if seg == "" || seg[0] == '-' {
 			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			switch {
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+			default:
+				return false
+			}
 		}
 	}
 	return true

@@ -224,6 +224,13 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		return "", Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", id)
 	}
 	if !art.Published.IsAvailable() {
+		// Another process may have claimed and written it between our
+		// journal read and this Sanity read: decide again from the journal.
+		if sales, err := f.Journal.Sales(ctx, id); err != nil {
+			return "", err
+		} else if own, active := findSales(sales, ev.Session.ID); own != nil || active != nil {
+			return "", ErrSaleTaken
+		}
 		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer paid for a piece marked unavailable by someone else; check whether it was sold elsewhere",
 			"email", ev.Session.Email)
 		return OutcomeAlreadyUnavailable, nil

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v85/webhook"
+
+	"soldout/internal/sanity/memlake"
+	"soldout/internal/stock"
+	"soldout/internal/stripehook"
+)
+
+const testSecret = "whsec_cmd_test_secret_0123456789"
+
+// logSink collects the program's JSON log lines and reports the address
+// that `serve` announces.
+type logSink struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines []map[string]any
+	addr  chan string
+}
+
+func newLogSink() *logSink { return &logSink{addr: make(chan string, 1)} }
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Write(p)
+	for {
+		line, err := s.buf.ReadBytes('\n')
+		if err != nil {
+			s.buf.Write(line) // incomplete: keep for the next write
+			return len(p), nil
+		}
+		var m map[string]any
+		if json.Unmarshal(line, &m) == nil {
+			s.lines = append(s.lines, m)
+			if a, ok := m["addr"].(string); ok && strings.HasPrefix(fmt.Sprint(m["msg"]), "soldout serving") {
+				s.addr <- a
+			}
+		}
+	}
+}
+
+// find returns the log lines whose key equals value.
+func (s *logSink) find(key, value string) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range s.lines {
+		if fmt.Sprint(l[key]) == value {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (s *logSink) all() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, _ := json.Marshal(s.lines)
+	return string(b)
+}
+
+type testServer struct {
+	url  string
+	lake *memlake.Lake
+	logs *logSink
+	stop func() error
+}
+
+func testEnv(sanityURL string, extra map[string]string) func(string) string {
+	m := map[string]string{
+		"STRIPE_WEBHOOK_SECRET": testSecret,
+		"SANITY_PROJECT_ID":     "abc123", "SANITY_DATASET": "production", "SANITY_API_TOKEN": "sk-sanity-test-token",
+		"SANITY_API_HOST": sanityURL,
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return func(k string) string { return m[k] }
+}
+
+// startServe runs the real program in-process on a :0 port.
+func startServe(t *testing.T, extra map[string]string) *testServer {
+	t.Helper()
+	lake := memlake.New("production", "sk-sanity-test-token")
+	sanitySrv := httptest.NewServer(lake)
+	t.Cleanup(sanitySrv.Close)
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	if extra["DATABASE_URL"] == "" {
+		extra["DATABASE_URL"] = filepath.Join(t.TempDir(), "journal.db")
+	}
+	logs := newLogSink()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0"}, testEnv(sanitySrv.URL, extra), logs, io.Discard)
+	}()
+	var addr string
+	select {
+	case addr = <-logs.addr:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("serve did not start")
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { _ = stop() })
+	return &testServer{url: "http://" + addr, lake: lake, logs: logs, stop: stop}
+}
+
+func (s *testServer) post(t *testing.T, body []byte, sig string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/webhook", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if sig != "" {
+		req.Header.Set("Stripe-Signature", sig)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// signed signs with stripe-go's own test helper.
+func signed(body []byte) string {
+	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: testSecret}).Header
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	s := startServe(t, nil)
+	s.lake.Put(map[string]any{"_id": "art-1", "_type": "artwork", "isAvailable": true})
+	s.lake.Put(map[string]any{"_id": "drafts.art-1", "_type": "artwork", "isAvailable": true})
+
+	sale := stripehook.Sample{EventID: "evt_e2e_1", Type: stock.CheckoutCompleted, SessionID: "cs_e2e_1", ArtworkIDs: []string{"art-1"}, Email: "a@example.com", AmountTotal: 5000}.JSON()
+	tests := []struct {
+		name    string
+		method  string
+		path    string
+		body    []byte
+		sig     string
+		status  int
+		outcome string
+	}{
+		{name: "health", method: "GET", path: "/healthz", status: 200},
+		{name: "ready", method: "GET", path: "/readyz", status: 200},
+		{name: "GET on the webhook", method: "GET", path: "/api/webhook", status: 405},
+		{name: "oversize body", method: "POST", path: "/api/webhook", body: bytes.Repeat([]byte("x"), 2<<20), sig: "t=1,v1=00", status: 413},
+		{name: "unsigned", method: "POST", path: "/api/webhook", body: sale, status: 400},
+		{name: "forged", method: "POST", path: "/api/webhook", body: sale, sig: stripehook.Sign(sale, "whsec_attacker_000000", time.Now()), status: 400},
+		{name: "signed but not an event", method: "POST", path: "/api/webhook", body: []byte(`{"hello":1}`), sig: signed([]byte(`{"hello":1}`)), status: 400},
+		{name: "sale", method: "POST", path: "/api/webhook", body: sale, sig: signed(sale), status: 200, outcome: "sold"},
+		{name: "redelivery", method: "POST", path: "/api/webhook", body: sale, sig: signed(sale), status: 200, outcome: "duplicate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, s.url+tt.path, bytes.NewReader(tt.body))
+			if tt.sig != "" {
+				req.Header.Set("Stripe-Signature", tt.sig)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+				t.Fatalf("answer is not JSON: %v", err)
+			}
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d (%v)", resp.StatusCode, tt.status, m)
+			}
+			if tt.outcome != "" && m["outcome"] != tt.outcome {
+				t.Fatalf("outcome %v, want %s", m["outcome"], tt.outcome)
+			}
+			if tt.status >= 400 && m["error"] == nil {
+				t.Fatalf("error answer without an error message: %v", m)
+			}
+		})
+	}
+	for _, id := range []string{"art-1", "drafts.art-1"} {
+		if d, _ := s.lake.Get(id); d["isAvailable"] != false {
+			t.Errorf("%s still available", id)
+		}
+	}
+
+	lines := s.logs.find("event_id", "evt_e2e_1")
+	if len(lines) < 2 {
+		t.Fatalf("want a log line per delivery, got %v", lines)
+	}
+	for _, key := range []string{"type", "session_id", "artworks", "outcome", "duration_ms", "status"} {
+		if _, ok := lines[0][key]; !ok {
+			t.Errorf("event log line lacks %q: %v", key, lines[0])
+		}
+	}
+	if len(s.logs.find("reason", stripehook.ReasonNoMatch)) == 0 || len(s.logs.find("reason", stripehook.ReasonMissing)) == 0 {
+		t.Error("signature refusals are not logged with their reason")
+	}
+	all := s.logs.all()
+	for _, secret := range []string{testSecret, "sk-sanity-test-token", "v1="} {
+		if strings.Contains(all, secret) {
+			t.Errorf("logs contain %q", secret)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+}
+
+func TestServeRejectsBadConfiguration(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		names []string // what the message must mention
+	}{
+		{"no webhook secret", map[string]string{"STRIPE_WEBHOOK_SECRET": ""}, []string{"STRIPE_WEBHOOK_SECRET", "Dashboard"}},
+		{"not a whsec", map[string]string{"STRIPE_WEBHOOK_SECRET": "sk_test_123456789"}, []string{"STRIPE_WEBHOOK_SECRET", "whsec_"}},
+		{"no project", map[string]string{"SANITY_PROJECT_ID": ""}, []string{"SANITY_PROJECT_ID", "sanity.config.ts"}},
+		{"bad dataset", map[string]string{"SANITY_DATASET": "Prod/../x"}, []string{"SANITY_DATASET"}},
+		{"no token", map[string]string{"SANITY_API_TOKEN": ""}, []string{"SANITY_API_TOKEN", "Editor"}},
+		{"bad version", map[string]string{"SANITY_API_VERSION": "latest"}, []string{"SANITY_API_VERSION"}},
+		{"bad host", map[string]string{"SANITY_API_HOST": "ftp://x"}, []string{"SANITY_API_HOST"}},
+		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}},
+		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}},
+		{"several at once", map[string]string{"SANITY_API_TOKEN": "", "SANITY_DATASET": ""}, []string{"SANITY_API_TOKEN", "SANITY_DATASET"}},
+		{"bad database url", map[string]string{"DATABASE_URL": "mysql://x"}, []string{"DATABASE_URL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env["DATABASE_URL"] == "" {
+				tt.env["DATABASE_URL"] = filepath.Join(t.TempDir(), "j.db")
+			}
+			if tt.env["PORT"] == "" {
+				tt.env["PORT"] = "0"
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := run(ctx, []string{"serve"}, testEnv("http://127.0.0.1:1", tt.env), io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("started with a bad configuration")
+			}
+			for _, n := range tt.names {
+				if !strings.Contains(err.Error(), n) {
+					t.Errorf("message %q does not mention %s", err, n)
+				}
+			}
+			if strings.Contains(err.Error(), "sk-sanity-test-token") {
+				t.Error("message echoes the token")
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"help"}, testEnv("", nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"serve", "demo", "STRIPE_WEBHOOK_SECRET", "SANITY_API_TOKEN", "DATABASE_URL", "SOLDOUT_TIME_BUDGET"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %s", want)
+		}
+	}
+	var serveHelp bytes.Buffer
+	if err := run(context.Background(), []string{"serve", "-h"}, testEnv("", nil), io.Discard, &serveHelp); err != nil {
+		t.Fatalf("serve -h: %v", err)
+	}
+	for _, want := range []string{"-addr", "-database-url", "PORT", "stripe listen"} {
+		if !strings.Contains(serveHelp.String(), want) {
+			t.Errorf("serve -h lacks %s", want)
+		}
+	}
+	if err := run(context.Background(), []string{"nonsense"}, testEnv("", nil), io.Discard, io.Discard); exitCode(err) != 2 {
+		t.Errorf("unknown command: %v", err)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"demo"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"in-memory", "200   sold", "duplicate", "double_sale", "held", "released", "400"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, text)
+		}
+	}
+	// The final table: sold pieces and the open draft unavailable, the
+	// released and untouched ones available.
+	for _, want := range []string{
+		"artwork-blue-horizon  false", "artwork-red-dune      false", "artwork-night-garden  false                  false",
+		"artwork-salt-marsh    true", "artwork-still-here    true",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("final state lacks %q:\n%s", want, text)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package stripeapi
+
+import (
+	"time"
+
+	"github.com/stripe/stripe-go/v85"
+
+	"soldout/internal/stock"
+)
+
+// Session is the part of a Checkout Session that soldout reads.
+type Session struct {
+	ID            string
+	Status        string // open, complete, expired
+	PaymentStatus string // paid, unpaid, no_payment_required
+	// Email is customer_details.email (what the buyer typed), or else
+	// customer_email (what soldout prefilled).
+	Email       string
+	Currency    string // lowercase ISO 4217
+	URL         string // the hosted checkout page; empty once not open
+	AmountTotal int64  // minor units
+	Created     time.Time
+	ExpiresAt   time.Time
+	Metadata    map[string]string
+	Livemode    bool
+}
+
+// Stock converts s to the domain's Session.
+func (s Session) Stock() stock.Session {
+	return stock.Session{
+		ID:            s.ID,
+		Status:        s.Status,
+		PaymentStatus: s.PaymentStatus,
+		Email:         s.Email,
+		AmountTotal:   s.AmountTotal,
+		Currency:      s.Currency,
+		ArtworkIDs:    stock.ArtworkIDsFromMetadata(s.Metadata),
+	}
+}
+
+func fromStripe(cs *stripe.CheckoutSession) Session {
+	s := Session{
+		ID:            cs.ID,
+		Status:        string(cs.Status),
+		PaymentStatus: string(cs.PaymentStatus),
+		Email:         cs.CustomerEmail,
+		Currency:      string(cs.Currency),
+		URL:           cs.URL,
+		AmountTotal:   cs.AmountTotal,
+		Created:       unixTime(cs.Created),
+		ExpiresAt:     unixTime(cs.ExpiresAt),
+		Metadata:      cs.Metadata,
+		Livemode:      cs.Livemode,
+	}
+	if cs.CustomerDetails != nil && cs.CustomerDetails.Email != "" {
+		s.Email = cs.CustomerDetails.Email
+	}
+	return s
+}
+
+// unixTime keeps an absent timestamp zero rather than 1970.
+func unixTime(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0).UTC()
+}
