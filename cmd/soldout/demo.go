@@ -135,7 +135,6 @@ Sell "Still Here" by hand (the signature is valid for 5 minutes):
 type demoTour struct {
 	url, secret string
 	out         io.Writer
-	n           int
 }
 
 func (t *demoTour) run(ctx context.Context) {

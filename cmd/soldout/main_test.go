@@ -134,23 +134,6 @@ func startServe(t *testing.T, extra map[string]string) *testServer {
 	return &testServer{url: "http://" + addr, lake: lake, logs: logs, stop: stop}
 }
 
-func (s *testServer) post(t *testing.T, body []byte, sig string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/webhook", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if sig != "" {
-		req.Header.Set("Stripe-Signature", sig)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
-}
-
 // signed signs with stripe-go's own test helper.
 func signed(body []byte) string {
 	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: testSecret}).Header
