@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -18,6 +19,10 @@ import (
 
 const defaultSanityAPIVersion = "2025-02-19"
 
+// defaultReservationTTL is Stripe's minimum expires_at (30 minutes ahead)
+// plus a minute against clock skew between soldout and Stripe.
+const defaultReservationTTL = 31 * time.Minute
+
 // config is every setting a command may need, read from the environment
 // and overridden by flags.
 type config struct {
@@ -29,6 +34,24 @@ type config struct {
 	LogLevel       slog.Level
 	Budget         time.Duration
 	SanityRate     float64
+
+	// Optional features.
+	StripeSecretKey string // STRIPE_SECRET_KEY: reconcile, /api/fulfil, /api/checkout
+	StripeAPIBase   string // STRIPE_API_BASE: tests and stripe-mock
+	MetricsAddr     string // SOLDOUT_METRICS_ADDR: Prometheus listener, off when empty
+	ClientRate      int    // SOLDOUT_CLIENT_RATE: storefront requests per minute per client
+	Checkout        checkoutSettings
+}
+
+// checkoutSettings configure POST /api/checkout and the availability route.
+type checkoutSettings struct {
+	ReservationTTL  time.Duration // SOLDOUT_RESERVATION_TTL
+	SuccessURL      string        // SOLDOUT_SUCCESS_URL, with {CHECKOUT_SESSION_ID}
+	CancelURL       string        // SOLDOUT_CANCEL_URL
+	AllowedOrigins  []string      // SOLDOUT_ALLOWED_ORIGINS
+	DefaultCurrency string        // SOLDOUT_DEFAULT_CURRENCY
+	// Artwork field names (SOLDOUT_FIELD_TITLE, _PRICE, _CURRENCY, _IMAGE).
+	TitleField, PriceField, CurrencyField, ImageField string
 }
 
 type sanitySettings struct {
@@ -118,6 +141,55 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		}
 	}
 
+	c.StripeSecretKey = strings.TrimSpace(getenv("STRIPE_SECRET_KEY"))
+	c.StripeAPIBase = env("STRIPE_API_BASE", "")
+	if c.StripeAPIBase != "" && !isBaseURL(c.StripeAPIBase) {
+		bad = append(bad, fmt.Sprintf("STRIPE_API_BASE=%q: a base URL such as http://127.0.0.1:12111, without a path", c.StripeAPIBase))
+	}
+	c.MetricsAddr = env("SOLDOUT_METRICS_ADDR", "")
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_METRICS_ADDR=%q: host:port, e.g. 127.0.0.1:9090", c.MetricsAddr))
+		}
+	}
+	c.ClientRate = 30
+	if v := env("SOLDOUT_CLIENT_RATE", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_CLIENT_RATE=%q: requests per minute per client, a positive whole number", v))
+		}
+		c.ClientRate = n
+	}
+	c.Checkout = checkoutSettings{
+		ReservationTTL:  defaultReservationTTL,
+		SuccessURL:      env("SOLDOUT_SUCCESS_URL", ""),
+		CancelURL:       env("SOLDOUT_CANCEL_URL", ""),
+		DefaultCurrency: strings.ToLower(env("SOLDOUT_DEFAULT_CURRENCY", "eur")),
+		TitleField:      env("SOLDOUT_FIELD_TITLE", "title"),
+		PriceField:      env("SOLDOUT_FIELD_PRICE", "price"),
+		CurrencyField:   env("SOLDOUT_FIELD_CURRENCY", "currency"),
+		ImageField:      env("SOLDOUT_FIELD_IMAGE", "imageUrl"),
+	}
+	if v := env("SOLDOUT_RESERVATION_TTL", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 30*time.Minute || d > 24*time.Hour-time.Minute {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_RESERVATION_TTL=%q: between 30m (Stripe's minimum for expires_at) and 23h59m", v))
+		}
+		c.Checkout.ReservationTTL = d
+	}
+	for _, o := range strings.Split(env("SOLDOUT_ALLOWED_ORIGINS", ""), ",") {
+		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o == "" {
+			continue
+		}
+		if !isBaseURL(o) {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_ALLOWED_ORIGINS: %q is not an origin like https://shop.example.com", o))
+		}
+		c.Checkout.AllowedOrigins = append(c.Checkout.AllowedOrigins, o)
+	}
+	if len(c.Checkout.DefaultCurrency) != 3 {
+		bad = append(bad, fmt.Sprintf("SOLDOUT_DEFAULT_CURRENCY=%q: a three-letter ISO code such as eur", c.Checkout.DefaultCurrency))
+	}
+
 	if needStripe {
 		secret := getenv("STRIPE_WEBHOOK_SECRET")
 		if strings.TrimSpace(secret) == "" {
@@ -156,8 +228,7 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 			bad = append(bad, fmt.Sprintf("SANITY_API_VERSION=%q: a date like %s", s.APIVersion, defaultSanityAPIVersion))
 		}
 		if s.Host != "" {
-			u, err := url.Parse(s.Host)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			if !isBaseURL(s.Host) {
 				bad = append(bad, fmt.Sprintf("SANITY_API_HOST=%q: a base URL such as http://127.0.0.1:7777, without a path", s.Host))
 			}
 			s.Host = strings.TrimSuffix(s.Host, "/")
@@ -168,6 +239,12 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		return c, bad
 	}
 	return c, nil
+}
+
+// isBaseURL accepts http(s)://host[:port] with nothing after it.
+func isBaseURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.User == nil
 }
 
 func first(values ...string) string {

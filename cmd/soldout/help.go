@@ -39,6 +39,16 @@ var envHelp = []struct{ name, help string }{
 	{"SOLDOUT_LOG_LEVEL", "debug, info (default), warn or error"},
 	{"SOLDOUT_TIME_BUDGET", "longest a webhook may take before soldout answers 503 so Stripe retries (default 8s)"},
 	{"SOLDOUT_SANITY_RATE", "Sanity mutation requests per second, per process (default 25)"},
+	{"STRIPE_SECRET_KEY", "optional: sk_… or rk_… key for reconcile, POST /api/fulfil and POST /api/checkout (off without it)"},
+	{"STRIPE_API_BASE", "optional base URL replacing https://api.stripe.com (tests, stripe-mock)"},
+	{"SOLDOUT_METRICS_ADDR", "optional: serve Prometheus metrics on this host:port, e.g. 127.0.0.1:9090 (off when unset)"},
+	{"SOLDOUT_CLIENT_RATE", "storefront routes: requests per minute per client IP (default 30)"},
+	{"SOLDOUT_RESERVATION_TTL", "checkout: how long a reservation holds an artwork (default 31m; 30m is Stripe's minimum)"},
+	{"SOLDOUT_SUCCESS_URL", "checkout: where Stripe sends the buyer after paying; may contain {CHECKOUT_SESSION_ID}"},
+	{"SOLDOUT_CANCEL_URL", "checkout: where Stripe sends a buyer who gives up"},
+	{"SOLDOUT_ALLOWED_ORIGINS", "checkout: comma-separated storefront origins allowed by CORS, e.g. https://shop.example.com"},
+	{"SOLDOUT_DEFAULT_CURRENCY", "checkout: currency of artworks that have none (default eur)"},
+	{"SOLDOUT_FIELD_TITLE", "checkout: artwork field names: _TITLE (title), _PRICE (price, major units), _CURRENCY (currency), _IMAGE (imageUrl)"},
 }
 
 func printEnvHelp(w io.Writer) {
