@@ -233,6 +233,18 @@ func testInsertSale(t *testing.T, url string) {
 	want.CreatedAt, want.UpdatedAt = t0, t0
 	equal(t, "stored sale", got, []stock.Sale{want})
 
+	// Times the caller sets are kept.
+	given := sale("art_2", "cs_1", stock.SaleReleased)
+	given.CreatedAt, given.UpdatedAt = t0.Add(-time.Hour), t0.Add(-time.Minute)
+	if err := d.InsertSale(ctx, given); err != nil {
+		t.Fatal(err)
+	}
+	got, err = d.Sales(ctx, "art_2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "sale with its own times", got, []stock.Sale{given})
+
 	// The same session again, whether the row is active or not.
 	wantErr(t, "same session, active", d.InsertSale(ctx, s), stock.ErrSaleExists)
 	released := s
@@ -316,6 +328,11 @@ func testUpdateSale(t *testing.T, url string) {
 	// s still carries version 0.
 	_, err = d.UpdateSale(ctx, s)
 	wantErr(t, "stale version", err, stock.ErrStale)
+	// A time the caller sets is kept.
+	got.UpdatedAt = t0.Add(time.Hour)
+	if got, err = d.UpdateSale(ctx, got); err != nil || !got.UpdatedAt.Equal(t0.Add(time.Hour)) || got.Version != 2 {
+		t.Errorf("update with UpdatedAt set: %+v, %v", got, err)
+	}
 	_, err = d.UpdateSale(ctx, sale("art_u", "cs_none", stock.SaleReleased))
 	wantErr(t, "no such row", err, stock.ErrStale)
 

@@ -23,15 +23,16 @@ func (d *DB) Sales(ctx context.Context, artworkID string) ([]stock.Sale, error) 
 }
 
 // InsertSale adds s as it is, version included, so that s can be passed to
-// UpdateSale next; CreatedAt and UpdatedAt are stamped with the journal's
-// clock. It fails with ErrSaleTaken if s is active while another active row
+// UpdateSale next; a zero CreatedAt or UpdatedAt is stamped with the
+// journal's clock. It fails with ErrSaleTaken if s is active while another active row
 // exists for the artwork, and with ErrSaleExists if the (artwork, session)
 // row exists.
 func (d *DB) InsertSale(ctx context.Context, s stock.Sale) error {
-	now := millis(d.now())
+	now := d.now()
+	created, updated := millisOr(s.CreatedAt, now), millisOr(s.UpdatedAt, now)
 	err := d.write(ctx, func(ctx context.Context) error {
 		res, err := d.st.insertSale.ExecContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
-			s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), now, s.Version)
+			s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), created, updated, s.Version)
 		if violatesOneActive(err) {
 			return conflict(stock.ErrSaleTaken, "insert sale %s/%s", s.ArtworkID, s.SessionID)
 		}
@@ -51,16 +52,16 @@ func (d *DB) InsertSale(ctx context.Context, s stock.Sale) error {
 }
 
 // UpdateSale rewrites the row of (s.ArtworkID, s.SessionID) if its version is
-// still s.Version, stamps UpdatedAt, and returns the row with its new
-// version. It fails with ErrStale when another writer came first (or the row
+// still s.Version, and returns the row with its new version. UpdatedAt is
+// stored as given, or stamped with the journal's clock when zero. It fails with ErrStale when another writer came first (or the row
 // does not exist), and with ErrSaleTaken when s becomes active while another
 // active row exists. CreatedAt is never rewritten.
 func (d *DB) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
-	now := millis(d.now())
+	updated := millisOr(s.UpdatedAt, d.now())
 	var out stock.Sale
 	err := d.write(ctx, func(ctx context.Context) error {
 		row := d.st.updateSale.QueryRowContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
-			s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), now, s.Version)
+			s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), updated, s.Version)
 		var err error
 		out, err = scanSale(row)
 		switch {

@@ -78,7 +78,7 @@ func (st *statements) prepare(ctx context.Context, kind string, w, r preparer) e
 		// violation. That matters because SQLite checks sales_one_active
 		// first and would otherwise report an active duplicate as taken.
 		{w, &st.insertSale, `INSERT INTO sales (` + saleCols + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (artwork_id, session_id) DO NOTHING`},
 		{w, &st.updateSale, `UPDATE sales SET state = $3, email = $4, amount = $5, currency = $6, event_ids = $7,
 				applied_rev = $8, lease_owner = $9, lease_until = $10, updated_at = $11, version = version + 1
@@ -107,6 +107,14 @@ func millis(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixMilli()
+}
+
+// millisOr is millis(t), or millis(fallback) for the zero time.
+func millisOr(t, fallback time.Time) int64 {
+	if t.IsZero() {
+		return millis(fallback)
+	}
+	return millis(t)
 }
 
 func fromMillis(ms int64) time.Time {
