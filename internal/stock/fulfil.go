@@ -16,6 +16,10 @@ import (
 // loses its lease in the middle of a write.
 const DefaultLeaseTTL = 20 * time.Second
 
+// finishTimeout bounds recording an outcome after the budget is spent; the
+// HTTP layer keeps this much of its budget in reserve.
+const finishTimeout = time.Second
+
 // maxDecisions bounds the read-decide-write loop when the journal or Sanity
 // keep changing under us (another replica, an editor saving).
 const maxDecisions = 5
@@ -80,7 +84,7 @@ func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
 	}
 	// The outcome is recorded even when the request's budget is spent, so
 	// that the audit trail says why Stripe got a 5xx.
-	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	if err := f.Journal.FinishEvent(finishCtx, ev.ID, outcome, res.detail(), lastErr, f.now()); err != nil && procErr == nil {
 		return res, err
