@@ -34,6 +34,7 @@ type config struct {
 	LogLevel       slog.Level
 	Budget         time.Duration
 	SanityRate     float64
+	LeaseTTL       time.Duration // SOLDOUT_LEASE_TTL, see lease.go
 
 	// Optional features.
 	StripeSecretKey string // STRIPE_SECRET_KEY: reconcile, /api/fulfil, /api/checkout
@@ -129,6 +130,10 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 			}
 			c.Budget = d
 		}
+	}
+	var leaseErr string
+	if c.LeaseTTL, leaseErr = parseLeaseTTL(env("SOLDOUT_LEASE_TTL", ""), c.Budget); leaseErr != "" {
+		bad = append(bad, leaseErr)
 	}
 	if c.SanityRate == 0 {
 		c.SanityRate = 25

@@ -17,6 +17,13 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve": {"run the webhook server (POST /api/webhook, GET /healthz, GET /readyz)", runServe},
 		"demo":  {"a self-contained tour on an in-memory Sanity stand-in: no account needed", runDemo},
+		// Operator commands: they read the same settings as serve.
+		"events":    {"the journal's Stripe events: events list [filters], events show EVENT_ID", runEvents},
+		"sales":     {"who bought what, and every double sale with both sessions: sales list", runSales},
+		"replay":    {"run a journaled event through the pipeline again (idempotent)", runReplay},
+		"reconcile": {"compare Stripe's completed sessions with the journal and Sanity; --apply fixes", runReconcile},
+		"check":     {"verify the configuration before going live, one ✓ or ✗ line per check", runCheck},
+		"trigger":   {"send a correctly signed sample event to a running soldout", runTrigger},
 		"help": {"show this help", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
 			printHelp(stdout)
 			return nil
@@ -34,11 +41,12 @@ var envHelp = []struct{ name, help string }{
 	{"SANITY_API_TOKEN", "required: a robot token with the Editor role (sanity.io/manage → API → Tokens)"},
 	{"SANITY_API_VERSION", "Sanity API version date (default " + defaultSanityAPIVersion + ")"},
 	{"SANITY_API_HOST", "optional base URL replacing https://<project>.api.sanity.io, e.g. http://127.0.0.1:7777"},
-	{"DATABASE_URL", "journal: a path or sqlite:<path> (default soldout.db, embedded SQLite)"},
+	{"DATABASE_URL", "journal: a path or sqlite:<path> (default soldout.db, embedded SQLite), or postgres://… shared by several replicas"},
 	{"SOLDOUT_LOG_FORMAT", "json (default) or text"},
 	{"SOLDOUT_LOG_LEVEL", "debug, info (default), warn or error"},
 	{"SOLDOUT_TIME_BUDGET", "longest a webhook may take before soldout answers 503 so Stripe retries (default 8s)"},
 	{"SOLDOUT_SANITY_RATE", "Sanity mutation requests per second, per process (default 25)"},
+	{"SOLDOUT_LEASE_TTL", "how long a replica's claim on a sale lasts; a killed replica blocks that sale this long (default 20s; must exceed the time budget)"},
 	{"STRIPE_SECRET_KEY", "optional: sk_… or rk_… key for reconcile, POST /api/fulfil and POST /api/checkout (off without it)"},
 	{"STRIPE_API_BASE", "optional base URL replacing https://api.stripe.com (tests, stripe-mock)"},
 	{"SOLDOUT_METRICS_ADDR", "optional: serve Prometheus metrics on this host:port, e.g. 127.0.0.1:9090 (off when unset)"},

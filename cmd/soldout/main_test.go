@@ -234,6 +234,7 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"bad host", map[string]string{"SANITY_API_HOST": "ftp://x"}, []string{"SANITY_API_HOST"}},
 		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}},
 		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}},
+		{"lease within the budget", map[string]string{"SOLDOUT_TIME_BUDGET": "8s", "SOLDOUT_LEASE_TTL": "5s"}, []string{"SOLDOUT_LEASE_TTL", "time budget"}},
 		{"several at once", map[string]string{"SANITY_API_TOKEN": "", "SANITY_DATASET": ""}, []string{"SANITY_API_TOKEN", "SANITY_DATASET"}},
 		{"bad database url", map[string]string{"DATABASE_URL": "mysql://x"}, []string{"DATABASE_URL"}},
 	}

@@ -16,14 +16,19 @@ import (
 
 	"soldout/internal/httpapi"
 	"soldout/internal/journal"
+	"soldout/internal/metrics"
 	"soldout/internal/sanity"
 	"soldout/internal/stock"
+	"soldout/internal/stripeapi"
 	"soldout/internal/stripehook"
 )
 
 const serveSynopsis = `Runs the webhook server. Point Stripe at POST /api/webhook (locally:
 stripe listen --forward-to localhost:8080/api/webhook). GET /healthz answers
 200 while serving; GET /readyz answers 200 while the journal is usable.
+With STRIPE_SECRET_KEY, POST /api/fulfil lets the shop's success page
+fulfil a paid session; with SOLDOUT_METRICS_ADDR, Prometheus metrics are
+served on that address at /metrics.
 SIGTERM or Ctrl-C stops accepting, finishes the events in flight and exits 0.`
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -48,7 +53,9 @@ type app struct {
 	fulfiller *stock.Fulfiller
 }
 
-func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+// openApp opens the journal and the Sanity client. observe, when not nil, is
+// told of every Sanity request (see sanity.Config.Observe).
+func openApp(ctx context.Context, cfg config, log *slog.Logger, observe func(endpoint, result string, d time.Duration)) (*app, error) {
 	db, err := journal.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("opening the journal (DATABASE_URL): %w", err)
@@ -56,7 +63,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	catalog, err := sanity.New(sanity.Config{
 		ProjectID: cfg.Sanity.ProjectID, Dataset: cfg.Sanity.Dataset, Token: cfg.Sanity.Token,
 		APIVersion: cfg.Sanity.APIVersion, Host: cfg.Sanity.Host,
-		MutationsPerSecond: cfg.SanityRate, Logger: log,
+		MutationsPerSecond: cfg.SanityRate, Logger: log, Observe: observe,
 	})
 	if err != nil {
 		db.Close()
@@ -66,7 +73,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		journal: db,
 		catalog: catalog,
 		fulfiller: &stock.Fulfiller{
-			Catalog: catalog, Journal: db, Logger: log, Owner: processOwner(),
+			Catalog: catalog, Journal: db, Logger: log, Owner: processOwner(), LeaseTTL: cfg.LeaseTTL,
 		},
 	}, nil
 }
@@ -74,18 +81,55 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 // serve runs the server until ctx ends. ready, when not nil, receives the
 // bound address once the server accepts connections.
 func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr string)) error {
-	a, err := openApp(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer a.journal.Close()
 	verifier, err := stripehook.NewVerifier(cfg.WebhookSecrets, stripehook.DefaultTolerance)
 	if err != nil {
 		return err
 	}
-	handler := httpapi.NewServer(httpapi.Config{
+	stripeClient, err := newStripeClient(cfg)
+	if err != nil {
+		return err
+	}
+	var m *metrics.Metrics
+	contact := new(httpapi.SanityContact)
+	observe := contact.Observe
+	if cfg.MetricsAddr != "" {
+		m = metrics.New()
+		observe = func(endpoint, result string, d time.Duration) {
+			contact.Observe(endpoint, result, d)
+			m.SanityRequest(endpoint, result, d)
+		}
+	}
+	a, err := openApp(ctx, cfg, log, observe)
+	if err != nil {
+		return err
+	}
+	defer a.journal.Close()
+
+	hc := httpapi.Config{
 		Logger: log, Verifier: verifier, Fulfiller: a.fulfiller, Journal: a.journal, Budget: cfg.Budget,
-	})
+		Sanity:  contact,
+		Limiter: httpapi.NewClientLimiter(cfg.ClientRate, min(cfg.ClientRate, httpapi.DefaultClientBurst)),
+	}
+	// Interface fields are set only when there is something to set: a nil
+	// pointer in an interface would not read as "off".
+	if stripeClient != nil {
+		hc.Sessions = stripeClient
+	}
+	// Checkout with reservation, also only with STRIPE_SECRET_KEY (checkout.go).
+	if stripeClient != nil {
+		hc.Storefront = newStorefront(cfg, a, stripeClient, log)
+	}
+	var metricsSrv *http.Server
+	if m != nil {
+		m.WatchHeld(a.journal)
+		a.fulfiller.Journal = m.Journal(a.fulfiller.Journal)
+		hc.Observer = m
+		if metricsSrv, err = serveMetrics(cfg.MetricsAddr, m, log); err != nil {
+			return err
+		}
+		defer metricsSrv.Close() // cutting a scrape short loses nothing
+	}
+	handler := httpapi.NewServer(hc)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s (PORT or -addr): %w", cfg.Addr, err)
@@ -103,10 +147,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("soldout serving: POST /api/webhook, GET /healthz, GET /readyz",
+	attrs := []any{
 		"addr", ln.Addr().String(), "journal", a.journal.Kind(),
 		"sanity_dataset", cfg.Sanity.Dataset, "sanity_api_version", cfg.Sanity.APIVersion,
-		"webhook_secrets", len(cfg.WebhookSecrets), "time_budget", cfg.Budget.String())
+		"webhook_secrets", len(cfg.WebhookSecrets), "time_budget", cfg.Budget.String(),
+		"fulfil_route", onOff(stripeClient != nil),
+	}
+	if metricsSrv != nil {
+		attrs = append(attrs, "metrics_addr", metricsSrv.Addr)
+	}
+	log.Info("soldout serving: POST /api/webhook, GET /healthz, GET /readyz", attrs...)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -127,6 +177,51 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// newStripeClient returns the Stripe API client, or nil when
+// STRIPE_SECRET_KEY is not set and the features needing it are off.
+func newStripeClient(cfg config) (*stripeapi.Client, error) {
+	if cfg.StripeSecretKey == "" {
+		return nil, nil
+	}
+	return stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase})
+}
+
+// serveMetrics starts the Prometheus listener, apart from the public one so
+// that metrics can stay on a private interface. Its Addr is the bound
+// address (a :0 port resolved). A failure after start is logged, not fatal:
+// sales matter more than metrics.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s (SOLDOUT_METRICS_ADDR): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler(log))
+	srv := &http.Server{
+		Addr:              ln.Addr().String(),
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       5 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped; the webhook keeps serving", "metrics_addr", srv.Addr, "err", err)
+		}
+	}()
+	return srv, nil
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 // processOwner names this process in the journal's sale leases.

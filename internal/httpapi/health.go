@@ -12,14 +12,33 @@ func handleHealthz() http.Handler {
 	})
 }
 
-func handleReadyz(journal Pinger) http.Handler {
+type readiness struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// LastSanityOK is when Sanity last answered a request successfully
+	// (RFC 3339), null before the first. Informative only: readiness
+	// depends on the journal, since Sanity may be idle for days and a
+	// Sanity outage is retried by Stripe, not fixed by a restart.
+	LastSanityOK *time.Time `json:"last_sanity_ok"`
+}
+
+func handleReadyz(journal Pinger, sanity *SanityContact) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body readiness
+		if sanity != nil {
+			if t := sanity.Last(); !t.IsZero() {
+				t = t.UTC()
+				body.LastSanityOK = &t
+			}
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := journal.Ping(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "journal unavailable", "error": err.Error()})
+			body.Status, body.Error = "journal unavailable", err.Error()
+			writeJSON(w, http.StatusServiceUnavailable, body)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		body.Status = "ready"
+		writeJSON(w, http.StatusOK, body)
 	})
 }

@@ -6,13 +6,40 @@ import "net/http"
 func addRoutes(mux *http.ServeMux, cfg Config) {
 	mux.Handle("POST /api/webhook", handleWebhook(cfg))
 	mux.Handle("/api/webhook", methodNotAllowed("POST"))
+	if cfg.Sessions != nil {
+		mux.Handle("POST /api/fulfil", handleFulfil(cfg))
+		mux.Handle("/api/fulfil", methodNotAllowed("POST"))
+	} else {
+		mux.Handle("/api/fulfil", routeOff("POST /api/fulfil is off on this server: STRIPE_SECRET_KEY is not set"))
+	}
+	if cfg.Storefront != nil {
+		// Checkout with reservation (checkout.go); preflights go to the
+		// catch-all patterns, where storefrontRoute answers them.
+		checkout := cfg.Storefront.Checkout
+		mux.Handle("POST /api/checkout", storefrontRoute(cfg, handleCheckout(cfg.Logger, checkout, cfg.Budget)))
+		mux.Handle("/api/checkout", storefrontRoute(cfg, methodNotAllowed("POST")))
+		mux.Handle("GET /api/availability/{artworkId}", storefrontRoute(cfg, handleAvailability(cfg.Logger, checkout, cfg.Budget)))
+		mux.Handle("/api/availability/{artworkId}", storefrontRoute(cfg, methodNotAllowed("GET")))
+	} else {
+		off := routeOff("checkout with reservation is off on this server: STRIPE_SECRET_KEY is not set")
+		mux.Handle("/api/checkout", off)
+		mux.Handle("/api/availability/{artworkId}", off)
+	}
 	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(cfg.Journal))
+	mux.Handle("GET /readyz", handleReadyz(cfg.Journal, cfg.Sanity))
 }
 
 func methodNotAllowed(allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "use " + allow, Code: "method_not_allowed"})
+	})
+}
+
+// routeOff answers for a route whose feature is not configured, so that a
+// storefront developer reads why instead of a bare 404.
+func routeOff(why string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: why, Code: "route_off"})
 	})
 }

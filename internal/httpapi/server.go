@@ -1,5 +1,5 @@
-// Package httpapi is soldout's HTTP surface: the Stripe webhook and the
-// health probes. A webhook reads top to bottom: read → verify → decode →
+// Package httpapi is soldout's HTTP surface: the Stripe webhook, the
+// success page's fulfilment route and the health probes. A webhook reads top to bottom: read → verify → decode →
 // fulfil (stock) → answer.
 package httpapi
 
@@ -34,12 +34,39 @@ type Config struct {
 	Fulfiller *stock.Fulfiller
 	Journal   Pinger
 	Budget    time.Duration // per webhook; DefaultBudget when zero
+
+	// Optional parts.
+	Observer Observer       // metrics; nil: not observed
+	Sanity   *SanityContact // /readyz reports its Last as last_sanity_ok; nil: null
+	// Sessions enables POST /api/fulfil (it needs STRIPE_SECRET_KEY); nil:
+	// the route answers 404, saying why.
+	Sessions SessionRetriever
+	// Limiter limits each client on the storefront routes; nil: a limiter
+	// of DefaultClientRate and DefaultClientBurst.
+	Limiter *ClientLimiter
+	// Storefront enables POST /api/checkout and GET /api/availability/{id}
+	// (checkout with reservation); nil: they answer 404, saying why.
+	Storefront *Storefront
 }
+
+// The storefront routes' limit per client when Config.Limiter is nil:
+// requests a minute, and how many may come at once (a success page that
+// retries a few times).
+const (
+	DefaultClientRate  = 30
+	DefaultClientBurst = 10
+)
 
 // NewServer returns soldout's HTTP handler.
 func NewServer(cfg Config) http.Handler {
 	if cfg.Budget <= 0 {
 		cfg.Budget = DefaultBudget
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewClientLimiter(DefaultClientRate, DefaultClientBurst)
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg)

@@ -22,16 +22,18 @@ func handleWebhook(cfg Config) http.Handler {
 	log := cfg.Logger
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		outcome, status := OutcomeRejected, http.StatusBadRequest
+		defer func() { cfg.Observer.ObserveWebhook(outcome, status) }()
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				log.Warn("webhook body over 1 MiB refused: not a Stripe event", "remote", r.RemoteAddr)
-				writeError(w, stock.Errorf(stock.TooLarge, "body larger than %d bytes", MaxBodyBytes))
+				status = writeError(w, stock.Errorf(stock.TooLarge, "body larger than %d bytes", MaxBodyBytes))
 				return
 			}
 			log.Warn("webhook body could not be read", "remote", r.RemoteAddr, "err", err)
-			writeError(w, stock.Wrap(stock.Invalid, err, "reading body"))
+			status = writeError(w, stock.Wrap(stock.Invalid, err, "reading body"))
 			return
 		}
 		if err := cfg.Verifier.Verify(body, r.Header.Get("Stripe-Signature")); err != nil {
@@ -41,13 +43,14 @@ func handleWebhook(cfg Config) http.Handler {
 				reason = se.Reason
 			}
 			log.Warn("webhook signature refused: "+err.Error(), "reason", reason, "remote", r.RemoteAddr)
+			cfg.Observer.SignatureFailure(reason)
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error(), Code: reason})
 			return
 		}
 		ev, err := stripehook.Decode(body)
 		if err != nil {
 			log.Warn("signed webhook body is not a usable Stripe event: refused", "err", err)
-			writeError(w, err)
+			status = writeError(w, err)
 			return
 		}
 
@@ -55,10 +58,12 @@ func handleWebhook(cfg Config) http.Handler {
 		// stopping; the budget alone bounds it.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), processingBudget(cfg.Budget))
 		defer cancel()
+		handled := time.Now()
 		res, err := cfg.Fulfiller.Handle(ctx, ev)
-		status := http.StatusOK
+		cfg.Observer.ObserveEvent(SourceWebhook, time.Since(handled))
+		outcome, status = string(res.Outcome), http.StatusOK
 		if err != nil {
-			status = writeError(w, err)
+			outcome, status = string(stock.OutcomeFailed), writeError(w, err)
 		} else {
 			writeJSON(w, status, webhookAnswer{Received: true, Outcome: res.Outcome, Artworks: res.Artworks})
 		}

@@ -91,19 +91,3 @@ func open(tb testing.TB, url string) *DB {
 	})
 	return d
 }
-
-// execWrite runs a statement as one write, in the journal's own write path.
-func execWrite(tb testing.TB, d *DB, query string) {
-	tb.Helper()
-	err := d.write(context.Background(), func(ctx context.Context) error {
-		ex := d.db.ExecContext
-		if d.w != nil {
-			ex = d.w.conn.ExecContext // inside the committer's transaction
-		}
-		_, err := ex(ctx, query)
-		return err
-	})
-	if err != nil {
-		tb.Fatalf("%s: %v", query, err)
-	}
-}

@@ -48,6 +48,9 @@ type Fulfiller struct {
 	Owner    string
 	LeaseTTL time.Duration
 	Now      func() time.Time
+	// Reservations, when set, are ended by their sessions' events
+	// (checkout with reservation, see reserve.go); nil turns that off.
+	Reservations Reservations
 
 	locks keyedLocks
 }
@@ -78,6 +81,9 @@ func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
 		return Result{Outcome: OutcomeDuplicate}, nil
 	}
 	res, procErr := f.process(ctx, ev)
+	if procErr == nil {
+		res, procErr = f.settleReservation(ctx, ev, res)
+	}
 	outcome, lastErr := res.Outcome, ""
 	if procErr != nil {
 		outcome, lastErr = OutcomeFailed, procErr.Error()

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"soldout/internal/journal"
+	"soldout/internal/sanity"
+	"soldout/internal/stock"
+)
+
+const checkSynopsis = `Verifies the configuration as an operator would before going live, one line
+per check, ✓ or ✗ with what to do: the settings, the webhook secret's format,
+Sanity (reachable, dataset, token accepted, drafts readable, writes allowed —
+by a dry-run mutation that changes nothing), the journal (writable, schema
+up to date) and, when STRIPE_SECRET_KEY is set, that Stripe accepts the key.
+It exits 1 if any check fails.`
+
+// checkResult is one line of `soldout check`.
+type checkResult struct {
+	Check  string `json:"check"`
+	Status string `json:"status"` // ok, fail or skip
+	Detail string `json:"detail"`
+}
+
+const (
+	checkOK   = "ok"
+	checkFail = "fail"
+	checkSkip = "skip"
+)
+
+var checkMarks = map[string]string{checkOK: "✓", checkFail: "✗", checkSkip: "–"}
+
+// stripeCheckSession names no real session: Stripe answers 404 to a valid
+// key and 401 to a refused one.
+const stripeCheckSession = "cs_soldout_check"
+
+func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := sharedFlags(fs, "database-url")
+	asJSON := jsonFlag(fs)
+	fs.Usage = commandUsage(stderr, "check [flags]", checkSynopsis, fs.PrintDefaults)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+
+	results := runChecks(ctx, flags, getenv)
+	failed := 0
+	for _, r := range results {
+		if r.Status == checkFail {
+			failed++
+		}
+	}
+	if *asJSON {
+		if err := printJSON(stdout, results); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range results {
+			fmt.Fprintf(stdout, "%s %s: %s\n", checkMarks[r.Status], r.Check, r.Detail)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s failed: fix the lines marked ✗, then run soldout check again", plural(failed, "check", "checks"))
+	}
+	return nil
+}
+
+// checkTimeout bounds the whole check, so that an unreachable host cannot
+// hang it.
+const checkTimeout = 30 * time.Second
+
+// checkDraftID names a draft that need not exist: reading it proves that the
+// token may read drafts (Sanity omits them with reason "permission" otherwise).
+const checkDraftID = "drafts.soldout-check"
+
+func runChecks(ctx context.Context, flags configFlags, getenv func(string) string) []checkResult {
+	var out []checkResult
+	add := func(check string, err error, ok string) {
+		r := checkResult{Check: check, Status: checkOK, Detail: ok}
+		if err != nil {
+			r.Status, r.Detail = checkFail, err.Error()
+		}
+		out = append(out, r)
+	}
+	skip := func(check, why string) { out = append(out, checkResult{Check: check, Status: checkSkip, Detail: why}) }
+
+	cfg, err := loadConfig(flags, getenv, true, true)
+	var bad configError
+	if err != nil && !errors.As(err, &bad) {
+		bad = configError{err.Error()}
+	}
+	// Each bad setting on the line of what it configures.
+	byLabel := make(map[string][]string)
+	for _, msg := range bad {
+		label := "settings"
+		switch {
+		case strings.HasPrefix(msg, "STRIPE_WEBHOOK_SECRET"):
+			label = "webhook secret"
+		case strings.HasPrefix(msg, "SANITY_"):
+			label = "sanity settings"
+		}
+		byLabel[label] = append(byLabel[label], msg)
+	}
+	if len(byLabel["settings"]) == 0 {
+		add("settings", nil, "every variable is well-formed")
+	}
+	for _, label := range []string{"settings", "webhook secret", "sanity settings"} {
+		for _, msg := range byLabel[label] {
+			add(label, errors.New(msg), "")
+		}
+	}
+	if len(cfg.WebhookSecrets) > 0 {
+		add("webhook secret", nil, plural(len(cfg.WebhookSecrets), "secret", "secrets")+" in whsec_… format")
+	}
+
+	if len(byLabel["sanity settings"]) > 0 {
+		skip("sanity", "fix the Sanity settings first")
+	} else {
+		checkSanity(ctx, cfg, add)
+	}
+
+	db, err := journal.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		add("journal", fmt.Errorf("cannot open DATABASE_URL: %w", err), "")
+	} else {
+		add("journal", journalHealth(ctx, db), db.Kind()+", writable, schema up to date")
+		db.Close()
+	}
+
+	stripeClient, err := newStripeClient(cfg)
+	switch {
+	case err != nil:
+		add("stripe key", err, "")
+	case stripeClient == nil:
+		skip("stripe key", "STRIPE_SECRET_KEY not set: reconcile, POST /api/fulfil and POST /api/checkout stay off")
+	default:
+		_, err := stripeClient.Session(ctx, stripeCheckSession)
+		if stock.ErrorCode(err) == stock.NotFound {
+			err = nil
+		}
+		mode := "test mode"
+		if strings.Contains(cfg.StripeSecretKey, "_live_") {
+			mode = "live mode"
+		}
+		add("stripe key", err, "accepted by Stripe ("+mode+")")
+	}
+	return out
+}
+
+// checkSanity adds the Sanity lines: the dataset answers, drafts are
+// readable, and a write would be allowed.
+func checkSanity(ctx context.Context, cfg config, add func(check string, err error, ok string)) {
+	c, err := sanity.New(sanity.Config{
+		ProjectID: cfg.Sanity.ProjectID, Dataset: cfg.Sanity.Dataset, Token: cfg.Sanity.Token,
+		APIVersion: cfg.Sanity.APIVersion, Host: cfg.Sanity.Host,
+	})
+	if err != nil {
+		add("sanity", err, "")
+		return
+	}
+	if err := c.Ping(ctx); err != nil {
+		add("sanity", err, "")
+		return
+	}
+	add("sanity", nil, fmt.Sprintf("project %s, dataset %s: reachable, dataset exists, token accepted", cfg.Sanity.ProjectID, cfg.Sanity.Dataset))
+	_, err = c.Documents(ctx, checkDraftID)
+	add("sanity drafts", err, "the token reads drafts")
+	add("sanity write", c.DryRunWrite(ctx), "the token may write (dry-run mutation, nothing changed)")
+}
+
+// journalHealth checks that the journal takes writes and that its schema is
+// the one this build expects.
+func journalHealth(ctx context.Context, db *journal.DB) error {
+	if err := db.Ping(ctx); err != nil {
+		return fmt.Errorf("not writable: %w", err)
+	}
+	v, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	switch latest := journal.LatestSchemaVersion(); {
+	case v > latest:
+		return fmt.Errorf("schema version %d is newer than this soldout's %d: a newer soldout migrated it; run that version", v, latest)
+	case v < latest:
+		return fmt.Errorf("schema version %d, want %d: migrations did not run; check that the database user may create tables", v, latest)
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"soldout/internal/journal"
+	"soldout/internal/stock"
+)
+
+const eventsListSynopsis = `Lists the Stripe events in the journal, newest first: when each first
+arrived, its session and artworks, how many deliveries, and its outcome.
+Events not applied (failed, or unfinished after a crash) are the ones to look
+at: ` + "`soldout events show ID`" + ` says why, ` + "`soldout replay ID`" + ` runs one again.`
+
+const eventsShowSynopsis = `Shows everything the journal knows about one event: its deliveries, outcome,
+last error, the sales of its session, and the raw payload as Stripe signed it.`
+
+func runEvents(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runSubcommand(ctx, "events", map[string]command{
+		"list": {"list journaled events", runEventsList},
+		"show": {"show one event with its payload", runEventsShow},
+	}, args, getenv, stdout, stderr)
+}
+
+// eventOutcomes are the outcomes -outcome accepts.
+var eventOutcomes = []stock.Outcome{
+	stock.OutcomeSold, stock.OutcomeHeld, stock.OutcomeReleased, stock.OutcomeReleaseSkipped, stock.OutcomeDuplicate,
+	stock.OutcomeDoubleSale, stock.OutcomeAlreadyUnavailable, stock.OutcomeIgnored, stock.OutcomeInvalidMetadata, stock.OutcomeFailed,
+}
+
+func runEventsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("events list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := sharedFlags(fs, "database-url")
+	since := fs.Duration("since", 24*time.Hour, "only events first received within this long, e.g. 1h or 168h (0: all)")
+	typ := fs.String("type", "", "only this event type, e.g. checkout.session.completed")
+	outcome := fs.String("outcome", "", "only this outcome, e.g. failed or double_sale")
+	artwork := fs.String("artwork", "", "only events naming this artwork id")
+	limit := fs.Int("limit", 100, "at most this many events (0: all)")
+	asJSON := jsonFlag(fs)
+	fs.Usage = commandUsage(stderr, "events list [flags]", eventsListSynopsis, fs.PrintDefaults)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	switch {
+	case *since < 0:
+		return usageError("-since must not be negative")
+	case *limit < 0:
+		return usageError("-limit must not be negative")
+	case *outcome != "" && !slices.Contains(eventOutcomes, stock.Outcome(*outcome)):
+		return usageError(fmt.Sprintf("-outcome %q is not an outcome; use one of %s", *outcome, joinOutcomes()))
+	}
+	db, err := openJournal(ctx, flags, getenv)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	filter := journal.EventFilter{Type: *typ, Outcome: *outcome, ArtworkID: *artwork, Limit: *limit}
+	if *since > 0 {
+		filter.Since = time.Now().Add(-*since)
+	}
+	recs, err := db.ListEvents(ctx, filter)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		views := make([]eventView, len(recs))
+		for i, r := range recs {
+			views[i] = viewEvent(r)
+		}
+		return printJSON(stdout, views)
+	}
+	if len(recs) == 0 {
+		fmt.Fprintf(stdout, "no events match (journal: %s)\n", db.Kind())
+		return nil
+	}
+	tw := newTable(stdout)
+	fmt.Fprintln(tw, "RECEIVED\tEVENT\tTYPE\tSESSION\tARTWORKS\tATTEMPTS\tOUTCOME")
+	notApplied := 0
+	for _, r := range recs {
+		if !r.Outcome.Final() {
+			notApplied++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", formatTime(r.FirstReceived), r.ID, r.Type, orDash(r.SessionID),
+			orDash(strings.Join(r.ArtworkIDs, ",")), r.Attempts, outcomeText(r.Outcome))
+	}
+	tw.Flush()
+	if notApplied > 0 {
+		fmt.Fprintf(stdout, "\n%d not applied: `soldout events show ID` says why; `soldout replay ID` runs it again once the cause is fixed.\n", notApplied)
+	}
+	return nil
+}
+
+func joinOutcomes() string {
+	s := make([]string, len(eventOutcomes))
+	for i, o := range eventOutcomes {
+		s[i] = string(o)
+	}
+	return strings.Join(s, ", ")
+}
+
+func runEventsShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("events show", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := sharedFlags(fs, "database-url")
+	asJSON := jsonFlag(fs)
+	fs.Usage = commandUsage(stderr, "events show [flags] EVENT_ID", eventsShowSynopsis, fs.PrintDefaults)
+	id, help, err := parseFlagsAndID(fs, args, "EVENT_ID")
+	if help || err != nil {
+		return err
+	}
+	db, err := openJournal(ctx, flags, getenv)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rec, err := journalEvent(ctx, db, id)
+	if err != nil {
+		return err
+	}
+	var sales []stock.Sale
+	if rec.SessionID != "" {
+		if sales, err = db.SaleBySession(ctx, rec.SessionID); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		v := viewEvent(rec)
+		for _, s := range sales {
+			v.Sales = append(v.Sales, viewSale(s))
+		}
+		return printJSON(stdout, v)
+	}
+	tw := newTable(stdout)
+	for _, row := range [][2]string{
+		{"event", rec.ID},
+		{"type", rec.Type},
+		{"created", formatTime(rec.Created)},
+		{"livemode", fmt.Sprint(rec.Livemode)},
+		{"session", orDash(rec.SessionID)},
+		{"artworks", orDash(strings.Join(rec.ArtworkIDs, ", "))},
+		{"received", fmt.Sprintf("%s, last %s (%s)", formatTime(rec.FirstReceived), formatTime(rec.LastReceived), plural(rec.Attempts, "delivery", "deliveries"))},
+		{"outcome", outcomeText(rec.Outcome)},
+		{"detail", orDash(rec.Detail)},
+		{"last error", orDash(rec.LastError)},
+	} {
+		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
+	}
+	tw.Flush()
+	if !rec.Outcome.Final() {
+		fmt.Fprintf(stdout, "\nNot applied. Fix what the last error says, then: soldout replay %s\n", rec.ID)
+	}
+	if len(sales) > 0 {
+		fmt.Fprintf(stdout, "\nSales of session %s:\n", rec.SessionID)
+		printSales(stdout, sales)
+	}
+	fmt.Fprintln(stdout, "\nPayload:")
+	return printJSON(stdout, viewEvent(rec).Payload)
+}
+
+// journalEvent reads one event, with a message that says where to find ids.
+func journalEvent(ctx context.Context, db *journal.DB, id string) (stock.EventRecord, error) {
+	rec, err := db.Event(ctx, id)
+	if stock.ErrorCode(err) == stock.NotFound {
+		return rec, fmt.Errorf("no event %q in the journal: find its id with `soldout events list` (or in the Stripe Dashboard), and check DATABASE_URL", id)
+	}
+	return rec, err
+}

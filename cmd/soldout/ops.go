@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"soldout/internal/journal"
+)
+
+// Plumbing shared by the operator commands (events, sales, replay,
+// reconcile, check, trigger).
+
+// sharedFlags registers on fs the named flags of addConfigFlags, so that
+// every command documents a setting the same way; the others keep their
+// defaults (the environment's value).
+func sharedFlags(fs *flag.FlagSet, names ...string) configFlags {
+	all := flag.NewFlagSet("", flag.ContinueOnError)
+	flags := addConfigFlags(all)
+	for _, name := range names {
+		f := all.Lookup(name)
+		fs.Var(f.Value, f.Name, f.Usage)
+	}
+	return flags
+}
+
+func jsonFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("json", false, "print JSON instead of a table")
+}
+
+// parseFlagsAndID parses a command line holding one positional argument,
+// what (such as EVENT_ID), with flags before or after it.
+func parseFlagsAndID(fs *flag.FlagSet, args []string, what string) (id string, help bool, err error) {
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return "", true, nil
+	}
+	if err != nil {
+		return "", false, usageError(err.Error())
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return "", false, usageError("missing " + what)
+	}
+	id = fs.Arg(0)
+	help, err = parseFlags(fs, fs.Args()[1:])
+	return id, help, err
+}
+
+// runSubcommand dispatches `soldout <name> <sub> …`.
+func runSubcommand(ctx context.Context, name string, subs map[string]command, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	names := slices.Sorted(maps.Keys(subs))
+	usage := func() {
+		fmt.Fprintf(stderr, "Usage: soldout %s <%s> [flags]\n\n", name, strings.Join(names, "|"))
+		for _, n := range names {
+			fmt.Fprintf(stderr, "  %-6s %s\n", n, subs[n].summary)
+		}
+		fmt.Fprintf(stderr, "\nRun `soldout %s <command> -h` for its flags.\n", name)
+	}
+	if len(args) == 0 {
+		usage()
+		return usageError(fmt.Sprintf("soldout %s needs one of: %s", name, strings.Join(names, ", ")))
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage()
+		return nil
+	}
+	sub, ok := subs[args[0]]
+	if !ok {
+		usage()
+		return usageError(fmt.Sprintf("unknown command %q for soldout %s: use one of %s", args[0], name, strings.Join(names, ", ")))
+	}
+	return sub.run(ctx, args[1:], getenv, stdout, stderr)
+}
+
+// openJournal reads the settings and opens the journal, for the commands
+// that need nothing else.
+func openJournal(ctx context.Context, flags configFlags, getenv func(string) string) (*journal.DB, error) {
+	cfg, err := loadConfig(flags, getenv, false, false)
+	if err != nil {
+		return nil, err
+	}
+	db, err := journal.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("opening the journal (DATABASE_URL): %w", err)
+	}
+	return db, nil
+}

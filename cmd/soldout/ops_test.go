@@ -1,0 +1,573 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"soldout/internal/journal"
+	"soldout/internal/sanity/memlake"
+	"soldout/internal/stock"
+	"soldout/internal/stripeapi/stripetest"
+)
+
+// opsShop is a running soldout (serve, in process, on a real SQLite journal)
+// and what the operator commands need to reach the same journal, dataset
+// and Stripe account.
+type opsShop struct {
+	t       *testing.T
+	srv     *testServer
+	lakeURL string
+	stripe  *stripetest.Server
+	env     map[string]string // the commands' settings, on top of testEnv's
+}
+
+func startShop(t *testing.T) *opsShop {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "journal.db")
+	srv := startServe(t, map[string]string{"DATABASE_URL": db})
+	// A second listener on the same dataset, for the commands.
+	lakeSrv := httptest.NewServer(srv.lake)
+	t.Cleanup(lakeSrv.Close)
+	stripe := stripetest.New()
+	t.Cleanup(stripe.Close)
+	return &opsShop{t: t, srv: srv, lakeURL: lakeSrv.URL, stripe: stripe, env: map[string]string{
+		"DATABASE_URL": db, "STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": stripe.URL(), "SOLDOUT_LOG_FORMAT": "text",
+	}}
+}
+
+// runCommand runs soldout with args and returns its output and exit status,
+// as main would report them.
+func runCommand(t *testing.T, getenv func(string) string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run(ctx, args, getenv, &out, &errOut); err != nil {
+		code = exitCode(err)
+		errOut.WriteString("soldout: " + err.Error() + "\n")
+	}
+	return out.String(), errOut.String(), code
+}
+
+func (o *opsShop) soldout(args ...string) (stdout, stderr string, code int) {
+	o.t.Helper()
+	return runCommand(o.t, testEnv(o.lakeURL, o.env), args...)
+}
+
+// ok runs a command that must succeed and returns its stdout.
+func (o *opsShop) ok(args ...string) string {
+	o.t.Helper()
+	out, errOut, code := o.soldout(args...)
+	if code != 0 {
+		o.t.Fatalf("soldout %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// decode runs a command with -json and decodes its output into v; it
+// returns the exit status.
+func (o *opsShop) decode(v any, args ...string) int {
+	o.t.Helper()
+	out, errOut, code := o.soldout(append(args, "-json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		o.t.Fatalf("soldout %s -json: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return code
+}
+
+// trigger sends a signed sample event to the running server.
+func (o *opsShop) trigger(kind, artwork, session string) (triggerReport, int) {
+	o.t.Helper()
+	var rep triggerReport
+	code := o.decode(&rep, "trigger", "-url", o.srv.url+"/api/webhook", "-kind", kind, "-artwork", artwork, "-session", session,
+		"-email", session+"@example.com", "-amount", "120000")
+	return rep, code
+}
+
+func (o *opsShop) sell(kind, artwork, session, want string) triggerReport {
+	o.t.Helper()
+	rep, code := o.trigger(kind, artwork, session)
+	var body struct{ Outcome string }
+	_ = json.Unmarshal(rep.Body, &body)
+	if code != 0 || body.Outcome != want {
+		o.t.Fatalf("trigger %s %s %s: exit %d, %s; want %s", kind, artwork, session, code, rep.Body, want)
+	}
+	return rep
+}
+
+func (o *opsShop) artwork(id string, available bool) {
+	o.srv.lake.Put(map[string]any{"_id": id, "_type": "artwork", "isAvailable": available})
+}
+
+func (o *opsShop) available(id string) any {
+	d, _ := o.srv.lake.Get(id)
+	return d["isAvailable"]
+}
+
+func wantIn(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, text)
+		}
+	}
+}
+
+func TestOpsEventsAndSales(t *testing.T) {
+	o := startShop(t)
+	o.artwork("art-1", true)
+	o.artwork("art-2", true)
+	sale := o.sell("paid", "art-1", "cs_alice", "sold")
+	o.sell("paid", "art-1", "cs_bob", "double_sale")
+	o.sell("unpaid", "art-2", "cs_sepa", "held")
+	o.sell("async-failed", "art-2", "cs_sepa", "released")
+	ghost, code := o.trigger("paid", "art-ghost", "cs_ghost")
+	if code != 1 || ghost.Status != 500 {
+		t.Fatalf("a sale of an unknown artwork: exit %d, status %d", code, ghost.Status)
+	}
+
+	var events []eventView
+	if code := o.decode(&events, "events", "list"); code != 0 || len(events) != 5 {
+		t.Fatalf("events list: exit %d, %d events", code, len(events))
+	}
+	if events[0].ID != ghost.EventID || events[0].Outcome != stock.OutcomeFailed || events[0].LastError == "" || events[0].Payload != nil {
+		t.Errorf("newest event: %+v", events[0])
+	}
+	for _, tt := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-outcome", "failed"}, 1},
+		{[]string{"-outcome", "sold"}, 1},
+		{[]string{"-artwork", "art-2"}, 2},
+		{[]string{"-type", stock.CheckoutAsyncFailed}, 1},
+		{[]string{"-limit", "2"}, 2},
+		{[]string{"-since", "1ns"}, 0},
+		{[]string{"-since", "0"}, 5},
+	} {
+		var got []eventView
+		if code := o.decode(&got, append([]string{"events", "list"}, tt.args...)...); code != 0 || len(got) != tt.want {
+			t.Errorf("events list %v: exit %d, %d events, want %d", tt.args, code, len(got), tt.want)
+		}
+	}
+	wantIn(t, "events list", o.ok("events", "list"), "RECEIVED", "OUTCOME", sale.EventID, "double_sale", "released",
+		"1 not applied", "soldout replay ID")
+	wantIn(t, "events list (none)", o.ok("events", "list", "-outcome", "held", "-artwork", "art-1"), "no events match")
+
+	show := o.ok("events", "show", ghost.EventID)
+	wantIn(t, "events show", show, "failed", "last error", "art-ghost", "does not exist", "soldout replay "+ghost.EventID, "Payload:", `"object": "event"`)
+	var shown eventView
+	if o.decode(&shown, "events", "show", sale.EventID); shown.Outcome != stock.OutcomeSold || len(shown.Sales) != 1 || shown.Sales[0].SessionID != "cs_alice" {
+		t.Errorf("events show -json: %+v", shown)
+	}
+	var payload struct{ ID, Type string }
+	if err := json.Unmarshal(shown.Payload, &payload); err != nil || payload.ID != sale.EventID || payload.Type != stock.CheckoutCompleted {
+		t.Errorf("payload %s: %v", shown.Payload, err)
+	}
+
+	sales := o.ok("sales", "list")
+	wantIn(t, "sales list", sales, "CREATED", "cs_alice@example.com", "1,200.00 EUR", "released", "Double sales",
+		"holds it (sold)", "paid too", "cs_bob@example.com")
+	var doubles []saleView
+	if o.decode(&doubles, "sales", "list", "-state", "double_sale"); len(doubles) != 1 || doubles[0].SessionID != "cs_bob" ||
+		doubles[0].Holder == nil || doubles[0].Holder.SessionID != "cs_alice" || doubles[0].Amount != 120000 {
+		t.Errorf("double sales: %+v", doubles)
+	}
+	var ofArt2 []saleView
+	if o.decode(&ofArt2, "sales", "list", "-artwork", "art-2"); len(ofArt2) != 1 || ofArt2[0].State != "released" || ofArt2[0].Holder != nil {
+		t.Errorf("sales of art-2: %+v", ofArt2)
+	}
+
+	for _, args := range [][]string{
+		{"events"}, {"events", "nope"}, {"events", "list", "-outcome", "nope"}, {"events", "list", "-since", "-1h"},
+		{"events", "show"}, {"events", "show", "a", "b"}, {"sales", "list", "-state", "nope"}, {"sales", "list", "extra"},
+	} {
+		if _, _, code := o.soldout(args...); code != 2 {
+			t.Errorf("soldout %v: exit %d, want 2", args, code)
+		}
+	}
+	_, errOut, code := o.soldout("events", "show", "evt_nope")
+	if code != 1 || !strings.Contains(errOut, "events list") {
+		t.Errorf("unknown event: exit %d, %s", code, errOut)
+	}
+}
+
+func TestOpsReplay(t *testing.T) {
+	o := startShop(t)
+	failed, code := o.trigger("paid", "art-r", "cs_r")
+	if code != 1 {
+		t.Fatalf("trigger: exit %d", code)
+	}
+	id := failed.EventID
+
+	// The artwork is still missing: the replay fails too, and says why.
+	_, errOut, code := o.soldout("replay", id)
+	if code != 1 || !strings.Contains(errOut, "not applied") || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("replay before the fix: exit %d, %s", code, errOut)
+	}
+	o.artwork("art-r", true) // restored
+	wantIn(t, "replay", o.ok("replay", id), "replayed "+id, "art-r", "sold")
+	if o.available("art-r") != false {
+		t.Fatal("replay did not mark the artwork unavailable")
+	}
+	var rec eventView
+	if o.decode(&rec, "events", "show", id); rec.Outcome != stock.OutcomeSold || rec.Attempts != 3 {
+		t.Fatalf("after replay: %+v", rec)
+	}
+
+	// Applied: nothing more is done unless forced.
+	writes := len(o.srv.lake.Transactions())
+	wantIn(t, "replay of a final event", o.ok("replay", id), "already applied (outcome sold: art-r=sold)", "--force")
+	var rep replayReport
+	if o.decode(&rep, "replay", id); rep.Replayed || rep.PreviousOutcome != stock.OutcomeSold {
+		t.Errorf("replay -json: %+v", rep)
+	}
+	if len(o.srv.lake.Transactions()) != writes {
+		t.Fatal("replaying an applied event wrote to Sanity")
+	}
+
+	// An editor put it back on sale: -force writes it unavailable again,
+	// as a run of its own, and the original keeps its outcome.
+	o.artwork("art-r", true)
+	if o.decode(&rep, "replay", "--force", id); !rep.Replayed || rep.Outcome != stock.OutcomeSold || !strings.HasPrefix(rep.RunID, "replay:"+id+":") {
+		t.Fatalf("replay -force: %+v", rep)
+	}
+	if o.available("art-r") != false {
+		t.Fatal("replay -force left the artwork for sale")
+	}
+	var runs []eventView
+	o.decode(&runs, "events", "list", "-artwork", "art-r")
+	if len(runs) != 2 || runs[0].ID != rep.RunID || runs[1].ID != id || runs[1].Outcome != stock.OutcomeSold {
+		t.Fatalf("events of art-r: %+v", runs)
+	}
+
+	if _, errOut, code := o.soldout("replay", "evt_nope"); code != 1 || !strings.Contains(errOut, "events list") {
+		t.Errorf("unknown event: exit %d, %s", code, errOut)
+	}
+	if _, _, code := o.soldout("replay"); code != 2 {
+		t.Errorf("no event id: exit %d", code)
+	}
+}
+
+func TestOpsReconcile(t *testing.T) {
+	o := startShop(t)
+	now := time.Now()
+	put := func(id, payment string, metadata map[string]string) {
+		o.stripe.Put(stripetest.Session{ID: id, Status: stripetest.StatusComplete, PaymentStatus: payment, Email: id + "@example.com",
+			AmountTotal: 120000, Currency: "eur", Metadata: metadata, Created: now.Add(-time.Hour)})
+	}
+	o.artwork("art-ok", true)
+	o.artwork("art-lost", true)
+	put("cs_ok", stripetest.PaymentPaid, map[string]string{"artworkId": "art-ok"})
+	o.sell("paid", "art-ok", "cs_ok", "sold")
+	put("cs_lost", stripetest.PaymentPaid, map[string]string{"artworkId": "art-lost"})
+	put("cs_second", stripetest.PaymentPaid, map[string]string{"artworkId": "art-ok"})
+	put("cs_ghost", stripetest.PaymentPaid, map[string]string{"artworkId": "art-ghost"})
+	// Over a page of sessions without metadata: auto-pagination.
+	for range 120 {
+		o.stripe.Put(stripetest.Session{Status: stripetest.StatusComplete, PaymentStatus: stripetest.PaymentPaid, Created: now.Add(-2 * time.Hour)})
+	}
+
+	kinds := func(fs []findingView) string {
+		var s []string
+		for _, f := range fs {
+			s = append(s, f.SessionID+"="+string(f.Kind))
+		}
+		return strings.Join(s, " ")
+	}
+	writes := len(o.srv.lake.Transactions())
+	out, errOut, code := o.soldout("reconcile")
+	if code != 1 || !strings.Contains(errOut, "3 inconsistencies: `soldout reconcile --apply` fixes 2") {
+		t.Fatalf("reconcile: exit %d\n%s%s", code, out, errOut)
+	}
+	wantIn(t, "reconcile", out, "124 complete Checkout Sessions", "120 without artwork metadata", "Read-only", "KIND", "missing",
+		"cs_lost@example.com", "1,200.00 EUR", "double_sale", "cs_ok, cs_ok@example.com, sold", "unknown_artwork", "--apply")
+	if o.stripe.Requests(stripetest.EndpointList) != 2 {
+		t.Errorf("%d list requests, want 2 pages", o.stripe.Requests(stripetest.EndpointList))
+	}
+	var rep reconcileReport
+	if o.decode(&rep, "reconcile", "-since", "24h"); kinds(rep.Findings) != "cs_ghost=unknown_artwork cs_second=double_sale cs_lost=missing" ||
+		rep.Remaining != nil || rep.Findings[2].Fixable != true || rep.Findings[0].Fixable {
+		t.Fatalf("reconcile -json: %+v", rep)
+	}
+	if len(o.srv.lake.Transactions()) != writes || o.available("art-lost") != true {
+		t.Fatal("a read-only reconcile changed Sanity")
+	}
+
+	// -apply: what the pipeline can fix is fixed; the rest is left.
+	out, errOut, code = o.soldout("reconcile", "--apply")
+	if code != 1 || !strings.Contains(errOut, "2 inconsistencies left after --apply") {
+		t.Fatalf("reconcile -apply: exit %d\n%s%s", code, out, errOut)
+	}
+	wantIn(t, "reconcile -apply", out, "Applied through the pipeline", "reconcile:cs_lost:paid:", "art-lost=sold", "art-ok=double_sale", "Checked again, still inconsistent")
+	if o.available("art-lost") != false {
+		t.Fatal("reconcile -apply left a paid artwork for sale")
+	}
+	var lost []saleView
+	if o.decode(&lost, "sales", "list", "-artwork", "art-lost"); len(lost) != 1 || lost[0].State != "sold" || lost[0].Email != "cs_lost@example.com" {
+		t.Fatalf("sale after reconcile: %+v", lost)
+	}
+
+	// The artwork restored, -apply sells it to cs_ghost; the double sale
+	// stays until a person refunds it.
+	o.artwork("art-ghost", true)
+	if o.decode(&rep, "reconcile", "-apply"); kinds(*rep.Remaining) != "cs_second=double_sale" || (*rep.Remaining)[0].Holder.SessionID != "cs_ok" {
+		t.Fatalf("remaining: %+v", rep.Remaining)
+	}
+	if _, errOut, code := o.soldout("reconcile"); code != 1 || !strings.Contains(errOut, "1 inconsistency, each needing a person") {
+		t.Fatalf("double sale only: exit %d, %s", code, errOut)
+	}
+
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		fail func()
+		want string
+	}{
+		{"no key", map[string]string{"STRIPE_SECRET_KEY": ""}, nil, "STRIPE_SECRET_KEY is not set"},
+		{"wrong key", map[string]string{"STRIPE_SECRET_KEY": "sk_test_wrong"}, nil, "STRIPE_SECRET_KEY was refused"},
+		{"Stripe down", nil, func() { o.stripe.FailNext(1, 500) }, "An unknown error occurred"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range o.env {
+				env[k] = v
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			if tt.fail != nil {
+				tt.fail()
+			}
+			_, errOut, code := runCommand(t, testEnv(o.lakeURL, env), "reconcile")
+			if code != 1 || !strings.Contains(errOut, tt.want) || strings.Contains(errOut, "sk_test_wrong") {
+				t.Errorf("exit %d, %s", code, errOut)
+			}
+		})
+	}
+}
+
+func TestOpsReconcileConsistent(t *testing.T) {
+	o := startShop(t)
+	o.artwork("art-1", true)
+	o.stripe.Put(stripetest.Session{ID: "cs_1", Status: stripetest.StatusComplete, PaymentStatus: stripetest.PaymentPaid,
+		Metadata: map[string]string{"artworkId": "art-1"}})
+	o.sell("paid", "art-1", "cs_1", "sold")
+	wantIn(t, "reconcile", o.ok("reconcile", "-apply"), "1 complete Checkout Session from", "consistent")
+	var rep reconcileReport
+	if code := o.decode(&rep, "reconcile"); code != 0 || rep.Findings == nil || len(rep.Findings) != 0 {
+		t.Errorf("exit %d, %+v", code, rep)
+	}
+}
+
+func TestOpsCheck(t *testing.T) {
+	stripe := stripetest.New()
+	t.Cleanup(stripe.Close)
+	lake := memlake.New("production", "sk-sanity-test-token")
+	// A token that may not read drafts, or not write, is played by a
+	// handler that answers as Sanity does for it.
+	var fault func(w http.ResponseWriter, r *http.Request) bool
+	sanitySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fault == nil || !fault(w, r) {
+			lake.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(sanitySrv.Close)
+	hideDrafts := func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/data/doc/") || !strings.Contains(r.URL.Path, "drafts.") {
+			return false
+		}
+		id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"documents":[],"omitted":[{"id":"` + id + `","reason":"permission"}]}`))
+		return true
+	}
+	readOnly := func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/data/mutate/") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`{"error":{"type":"mutationError","description":"Mutation(s) failed with 1 error(s)","items":[{"index":0,"error":{"type":"insufficientPermissionsError","description":"Insufficient permissions; permission \"create\" required"}}]}}`))
+		return true
+	}
+	newerJournal := func(t *testing.T) string {
+		path := filepath.Join(t.TempDir(), "newer.db")
+		db, err := journal.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if _, err := raw.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, '0099_future.sql', 0)`); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+
+	tests := []struct {
+		name  string
+		env   map[string]string
+		fault func(w http.ResponseWriter, r *http.Request) bool
+		db    func(t *testing.T) string
+		want  map[string]string // check → status, and every other line ok or skip
+		hint  string            // in the failing line
+	}{
+		{name: "all good", want: map[string]string{"settings": checkOK, "webhook secret": checkOK, "sanity": checkOK,
+			"sanity drafts": checkOK, "sanity write": checkOK, "journal": checkOK, "stripe key": checkOK}},
+		{name: "no Stripe key", env: map[string]string{"STRIPE_SECRET_KEY": ""}, want: map[string]string{"stripe key": checkSkip}},
+		{name: "not a webhook secret", env: map[string]string{"STRIPE_WEBHOOK_SECRET": "sk_live_123456789"},
+			want: map[string]string{"webhook secret": checkFail}, hint: "whsec_"},
+		{name: "no Sanity project", env: map[string]string{"SANITY_PROJECT_ID": ""},
+			want: map[string]string{"sanity settings": checkFail, "sanity": checkSkip}, hint: "sanity.config.ts"},
+		{name: "bad port", env: map[string]string{"PORT": "eighty"}, want: map[string]string{"settings": checkFail}, hint: "PORT"},
+		{name: "token refused", env: map[string]string{"SANITY_API_TOKEN": "sk-wrong"}, want: map[string]string{"sanity": checkFail}, hint: "Editor"},
+		{name: "no such dataset", env: map[string]string{"SANITY_DATASET": "staging"}, want: map[string]string{"sanity": checkFail}, hint: "no dataset staging"},
+		{name: "Sanity unreachable", env: map[string]string{"SANITY_API_HOST": "http://127.0.0.1:1"}, want: map[string]string{"sanity": checkFail}, hint: "no usable answer"},
+		{name: "token cannot read drafts", fault: hideDrafts, want: map[string]string{"sanity drafts": checkFail, "sanity write": checkOK}, hint: "may not read drafts.soldout-check"},
+		{name: "token cannot write", fault: readOnly, want: map[string]string{"sanity drafts": checkOK, "sanity write": checkFail}, hint: "Viewer tokens cannot write"},
+		{name: "journal from a newer soldout", db: newerJournal, want: map[string]string{"journal": checkFail}, hint: "newer"},
+		{name: "journal URL not supported", env: map[string]string{"DATABASE_URL": "mysql://u:hunter2@db/x"}, want: map[string]string{"journal": checkFail}, hint: "DATABASE_URL"},
+		{name: "Stripe key refused", env: map[string]string{"STRIPE_SECRET_KEY": "sk_test_wrong"}, want: map[string]string{"stripe key": checkFail}, hint: "refused"},
+		{name: "not a Stripe key", env: map[string]string{"STRIPE_SECRET_KEY": "pk_test_123"}, want: map[string]string{"stripe key": checkFail}, hint: "publishable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"DATABASE_URL": filepath.Join(t.TempDir(), "j.db"), "STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": stripe.URL()}
+			if tt.db != nil {
+				env["DATABASE_URL"] = tt.db(t)
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			fault = tt.fault
+			defer func() { fault = nil }()
+			getenv := testEnv(sanitySrv.URL, env)
+			var results []checkResult
+			out, errOut, code := runCommand(t, getenv, "check", "-json")
+			if err := json.Unmarshal([]byte(out), &results); err != nil {
+				t.Fatalf("%v\n%s%s", err, out, errOut)
+			}
+			failing := false
+			for _, r := range results {
+				want, listed := tt.want[r.Check]
+				switch {
+				case listed && r.Status != want:
+					t.Errorf("%s: %s (%s), want %s", r.Check, r.Status, r.Detail, want)
+				case !listed && r.Status == checkFail:
+					t.Errorf("%s failed too: %s", r.Check, r.Detail)
+				}
+				if r.Status == checkFail {
+					failing = true
+					if !strings.Contains(r.Detail, tt.hint) {
+						t.Errorf("%s: %q does not say %q", r.Check, r.Detail, tt.hint)
+					}
+				}
+				delete(tt.want, r.Check)
+			}
+			if len(tt.want) > 0 {
+				t.Errorf("no line for %v", tt.want)
+			}
+			if wantCode := map[bool]int{false: 0, true: 1}[failing]; code != wantCode {
+				t.Errorf("exit %d, want %d", code, wantCode)
+			}
+			text, _, _ := runCommand(t, getenv, "check")
+			for _, secret := range []string{testSecret, "sk-sanity-test-token", stripetest.SecretKey, "hunter2"} {
+				if strings.Contains(out+text+errOut, secret) {
+					t.Errorf("output shows %q", secret)
+				}
+			}
+			if !strings.Contains(text, "✓ settings") && !strings.Contains(text, "✗ settings") {
+				t.Errorf("text output:\n%s", text)
+			}
+		})
+	}
+}
+
+func TestOpsTrigger(t *testing.T) {
+	o := startShop(t)
+	o.artwork("art-1", true)
+	port := o.srv.url[strings.LastIndexByte(o.srv.url, ':')+1:]
+
+	// Defaults: paid, to localhost:$PORT, a new session.
+	o.env["PORT"] = port
+	out := o.ok("trigger", "-artwork", "art-1")
+	wantIn(t, "trigger", out, "sent checkout.session.completed evt_trigger_", "to http://localhost:"+port+"/api/webhook", "200 OK", `"outcome":"sold"`)
+	if o.available("art-1") != false {
+		t.Fatal("the triggered sale did not reach Sanity")
+	}
+	wantIn(t, "trigger without artwork", o.ok("trigger", "-url", o.srv.url+"/api/webhook", "-kind", "expired"), "checkout.session.expired", `"outcome":"ignored"`)
+
+	o.env["STRIPE_WEBHOOK_SECRET"] = "whsec_another_endpoint_secret"
+	if _, errOut, code := o.soldout("trigger", "-url", o.srv.url+"/api/webhook"); code != 1 || !strings.Contains(errOut, "another STRIPE_WEBHOOK_SECRET") {
+		t.Errorf("wrong secret: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := o.soldout("trigger", "-url", "http://127.0.0.1:1/api/webhook"); code != 1 || !strings.Contains(errOut, "soldout serve") {
+		t.Errorf("nobody listening: exit %d, %s", code, errOut)
+	}
+	if _, _, code := o.soldout("trigger", "-kind", "refunded"); code != 2 {
+		t.Errorf("bad kind: exit %d", code)
+	}
+	o.env["STRIPE_WEBHOOK_SECRET"] = ""
+	if _, errOut, code := o.soldout("trigger"); code != 1 || !strings.Contains(errOut, "STRIPE_WEBHOOK_SECRET is not set") {
+		t.Errorf("no secret: exit %d, %s", code, errOut)
+	}
+}
+
+func TestOpsHelp(t *testing.T) {
+	getenv := testEnv("", nil)
+	help, _, _ := runCommand(t, getenv, "help")
+	wantIn(t, "help", help, "events", "sales", "replay", "reconcile", "check", "trigger", "serve", "demo")
+	for _, tt := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"events", "list", "-h"}, []string{"soldout events list", "-since", "-outcome", "-artwork", "-limit", "-json", "-database-url", "DATABASE_URL"}},
+		{[]string{"events", "show", "-h"}, []string{"soldout events show", "EVENT_ID", "payload"}},
+		{[]string{"events", "-h"}, []string{"soldout events <list|show>"}},
+		{[]string{"sales", "list", "-h"}, []string{"soldout sales list", "-state", "double_sale"}},
+		{[]string{"replay", "-h"}, []string{"soldout replay", "-force", "EVENT_ID"}},
+		{[]string{"reconcile", "-h"}, []string{"soldout reconcile", "-since", "-apply", "STRIPE_SECRET_KEY"}},
+		{[]string{"check", "-h"}, []string{"soldout check", "✓"}},
+		{[]string{"trigger", "-h"}, []string{"soldout trigger", "-url", "-kind", "-session", "-artwork"}},
+	} {
+		stdout, stderr, code := runCommand(t, getenv, tt.args...)
+		if code != 0 {
+			t.Errorf("%v: exit %d", tt.args, code)
+		}
+		wantIn(t, strings.Join(tt.args, " "), stdout+stderr, tt.wants...)
+	}
+}
+
+func TestFormatAmount(t *testing.T) {
+	for _, tt := range []struct {
+		minor    int64
+		currency string
+		want     string
+	}{
+		{120000, "eur", "1,200.00 EUR"},
+		{5, "usd", "0.05 USD"},
+		{0, "eur", "0.00 EUR"},
+		{123456789, "gbp", "1,234,567.89 GBP"},
+		{5000, "jpy", "5,000 JPY"},
+		{1230, "kwd", "1.230 KWD"},
+		{-250, "eur", "-2.50 EUR"},
+		{100, "", "1.00"},
+	} {
+		if got := formatAmount(tt.minor, tt.currency); got != tt.want {
+			t.Errorf("formatAmount(%d, %q) = %q, want %q", tt.minor, tt.currency, got, tt.want)
+		}
+	}
+}

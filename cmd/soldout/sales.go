@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+
+	"soldout/internal/journal"
+	"soldout/internal/stock"
+)
+
+const salesListSynopsis = `Lists the sales in the journal, newest first: who bought which artwork, when
+and for how much, and in which state — held while a delayed payment is on its
+way, sold, released when it failed, double_sale when the buyer paid for a piece
+another session holds. Every double sale is listed again with both sessions,
+so that one buyer can be refunded in the Stripe Dashboard.`
+
+func runSales(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runSubcommand(ctx, "sales", map[string]command{
+		"list": {"list sales and double sales", runSalesList},
+	}, args, getenv, stdout, stderr)
+}
+
+var saleStates = []stock.SaleState{stock.SaleHeld, stock.SaleSold, stock.SaleReleased, stock.SaleDoubleSale}
+
+func runSalesList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sales list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := sharedFlags(fs, "database-url")
+	state := fs.String("state", "", "only sales in this state: held, sold, released or double_sale")
+	artwork := fs.String("artwork", "", "only sales of this artwork id")
+	limit := fs.Int("limit", 0, "at most this many sales (0: all)")
+	asJSON := jsonFlag(fs)
+	fs.Usage = commandUsage(stderr, "sales list [flags]", salesListSynopsis, fs.PrintDefaults)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	switch {
+	case *state != "" && !slices.Contains(saleStates, stock.SaleState(*state)):
+		return usageError(fmt.Sprintf("-state %q: use held, sold, released or double_sale", *state))
+	case *limit < 0:
+		return usageError("-limit must not be negative")
+	}
+	db, err := openJournal(ctx, flags, getenv)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sales, err := db.ListSales(ctx, journal.SaleFilter{State: stock.SaleState(*state), ArtworkID: *artwork, Limit: *limit})
+	if err != nil {
+		return err
+	}
+	holders, err := doubleSaleHolders(ctx, db, sales)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		views := make([]saleView, len(sales))
+		for i, s := range sales {
+			views[i] = viewSale(s)
+			if s.State == stock.SaleDoubleSale {
+				views[i].Holder = viewSalePtr(holders[s.ArtworkID])
+			}
+		}
+		return printJSON(stdout, views)
+	}
+	if len(sales) == 0 {
+		fmt.Fprintf(stdout, "no sales match (journal: %s)\n", db.Kind())
+		return nil
+	}
+	printSales(stdout, sales)
+	printDoubleSales(stdout, sales, holders)
+	return nil
+}
+
+// doubleSaleHolders finds, for the artwork of every double sale, the session
+// that holds it now (nil if none does any more).
+func doubleSaleHolders(ctx context.Context, db *journal.DB, sales []stock.Sale) (map[string]*stock.Sale, error) {
+	holders := make(map[string]*stock.Sale)
+	for _, s := range sales {
+		if _, done := holders[s.ArtworkID]; done || s.State != stock.SaleDoubleSale {
+			continue
+		}
+		rows, err := db.Sales(ctx, s.ArtworkID)
+		if err != nil {
+			return nil, err
+		}
+		holders[s.ArtworkID] = nil
+		for i := range rows {
+			if rows[i].State.Active() {
+				holders[s.ArtworkID] = &rows[i]
+			}
+		}
+	}
+	return holders, nil
+}
+
+func printSales(w io.Writer, sales []stock.Sale) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "CREATED\tARTWORK\tSESSION\tSTATE\tEMAIL\tAMOUNT\tEVENTS")
+	for _, s := range sales {
+		state := string(s.State)
+		if s.State.Active() && s.AppliedRev == "" {
+			state += " (Sanity write pending)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", formatTime(s.CreatedAt), s.ArtworkID, s.SessionID, state,
+			orDash(s.Email), formatAmount(s.Amount, s.Currency), len(s.EventIDs))
+	}
+	tw.Flush()
+}
+
+func printDoubleSales(w io.Writer, sales []stock.Sale, holders map[string]*stock.Sale) {
+	if len(holders) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nDouble sales: two buyers paid for one piece. Refund one of each pair in the Stripe Dashboard (Payments, search the email):")
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ARTWORK\tSESSION\tROLE\tEMAIL\tAMOUNT\tPAID AT")
+	row := func(s stock.Sale, role string) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ArtworkID, s.SessionID, role, orDash(s.Email), formatAmount(s.Amount, s.Currency), formatTime(s.CreatedAt))
+	}
+	for _, s := range sales {
+		if s.State != stock.SaleDoubleSale {
+			continue
+		}
+		if h := holders[s.ArtworkID]; h != nil {
+			row(*h, "holds it ("+string(h.State)+")")
+		} else {
+			fmt.Fprintf(tw, "%s\t-\tnobody holds it now\t-\t-\t-\n", s.ArtworkID)
+		}
+		row(s, "paid too")
+	}
+	tw.Flush()
+}

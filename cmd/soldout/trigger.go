@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"soldout/internal/stock"
+	"soldout/internal/stripehook"
+)
+
+const triggerSynopsis = `Sends a sample Checkout event to a running soldout, signed with the first
+secret of STRIPE_WEBHOOK_SECRET, as Stripe would: like ` + "`stripe trigger`" + `, but
+offline and without an account. It prints the answer's status and body, and
+exits 1 unless soldout answered 2xx. A delayed payment is two events of one
+session: -kind unpaid, then -kind async-succeeded or async-failed with the
+same -session. Without -artwork the event names no artwork: soldout answers
+"ignored", which still proves that the secret matches.`
+
+// triggerKinds maps -kind to the event type and payment status it sends.
+var triggerKinds = map[string]struct{ typ, payment string }{
+	"paid":            {stock.CheckoutCompleted, stock.PaymentPaid},
+	"unpaid":          {stock.CheckoutCompleted, stock.PaymentUnpaid},
+	"async-succeeded": {stock.CheckoutAsyncSucceeded, ""},
+	"async-failed":    {stock.CheckoutAsyncFailed, ""},
+	"expired":         {stock.CheckoutExpired, ""},
+}
+
+// triggerReport is what trigger prints with -json.
+type triggerReport struct {
+	URL       string          `json:"url"`
+	EventID   string          `json:"event_id"`
+	Type      string          `json:"type"`
+	SessionID string          `json:"session_id"`
+	Status    int             `json:"status"`
+	Body      json.RawMessage `json:"body"`
+}
+
+func runTrigger(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := sharedFlags(fs)
+	target := fs.String("url", "", "the webhook endpoint (default http://localhost:$PORT/api/webhook)")
+	artwork := fs.String("artwork", "", "the artwork id to put in metadata.artworkId")
+	kind := fs.String("kind", "paid", "paid, unpaid, async-succeeded, async-failed or expired")
+	session := fs.String("session", "", "the Checkout Session id (default a new cs_test_trigger_… id)")
+	email := fs.String("email", "buyer@example.com", "the buyer's email")
+	amount := fs.Int64("amount", 100000, "amount_total in minor units (cents)")
+	asJSON := jsonFlag(fs)
+	fs.Usage = commandUsage(stderr, "trigger [flags]", triggerSynopsis, fs.PrintDefaults)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	k, ok := triggerKinds[*kind]
+	if !ok {
+		return usageError(fmt.Sprintf("-kind %q: use paid, unpaid, async-succeeded, async-failed or expired", *kind))
+	}
+	cfg, err := loadConfig(flags, getenv, true, false)
+	if err != nil {
+		return err
+	}
+	if *target == "" {
+		*target = "http://localhost" + cfg.Addr + "/api/webhook"
+	}
+	if *session == "" {
+		*session = "cs_test_trigger_" + strings.ToLower(rand.Text())
+	}
+	sample := stripehook.Sample{
+		EventID: "evt_trigger_" + strings.ToLower(rand.Text()), Type: k.typ, SessionID: *session, PaymentStatus: k.payment,
+		Email: *email, AmountTotal: *amount,
+	}
+	if *artwork != "" {
+		sample.ArtworkIDs = []string{*artwork}
+	}
+	body := sample.JSON()
+
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // what `stripe listen` waits
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *target, bytes.NewReader(body))
+	if err != nil {
+		return usageError(fmt.Sprintf("-url %q: %v", *target, err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", stripehook.Sign(body, cfg.WebhookSecrets[0], time.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("sending to %s: %w; is `soldout serve` running there?", *target, err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("reading the answer from %s: %w", *target, err)
+	}
+
+	rep := triggerReport{URL: *target, EventID: sample.EventID, Type: sample.Type, SessionID: *session, Status: resp.StatusCode}
+	if json.Valid(answer) {
+		rep.Body = answer
+	} else {
+		rep.Body, _ = json.Marshal(string(answer)) // a string cannot fail to encode
+	}
+	if *asJSON {
+		if err := printJSON(stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "sent %s %s (session %s) to %s\n%d %s\n%s\n", rep.Type, rep.EventID, rep.SessionID, rep.URL,
+			resp.StatusCode, http.StatusText(resp.StatusCode), bytes.TrimSpace(answer))
+	}
+	switch {
+	case resp.StatusCode == http.StatusBadRequest && bytes.Contains(answer, []byte(stripehook.ReasonNoMatch)):
+		return fmt.Errorf("the server refused the signature: it runs with another STRIPE_WEBHOOK_SECRET than this shell")
+	case resp.StatusCode/100 != 2:
+		return fmt.Errorf("the server answered %d: see the body above and the server's log", resp.StatusCode)
+	}
+	return nil
+}

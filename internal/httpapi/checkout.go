@@ -1,0 +1,142 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"soldout/internal/stock"
+)
+
+// Storefront configures the routes the shop's pages call for checkout with
+// reservation: POST /api/checkout and GET /api/availability/{artworkId}.
+type Storefront struct {
+	Checkout *stock.Checkout
+	// AllowedOrigins are the storefront's origins (SOLDOUT_ALLOWED_ORIGINS),
+	// such as https://shop.example.com.
+	AllowedOrigins []string
+}
+
+// storefrontRoute wraps a storefront handler: CORS outside (preflights cost
+// the client nothing, and the page can read a 429), then the per-client
+// limit.
+func storefrontRoute(cfg Config, h http.Handler) http.Handler {
+	return allowOrigins(cfg.Storefront.AllowedOrigins, cfg.Limiter.Limit(h))
+}
+
+// maxCheckoutBody: the request names one artwork.
+const maxCheckoutBody = 4 << 10
+
+type checkoutAnswer struct {
+	URL       string    `json:"url"`
+	SessionID string    `json:"sessionId"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// The storefront branches on these bodies, so they are exactly this.
+type (
+	soldBody struct {
+		Error string `json:"error"`
+	}
+	reservedBody struct {
+		Error string `json:"error"`
+		Until string `json:"until"`
+	}
+)
+
+// handleCheckout reserves the artwork and opens its Checkout Session: 200
+// with the session's URL for a JSON request, 303 to it for a form post.
+func handleCheckout(log *slog.Logger, checkout *stock.Checkout, budget time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id, form, err := readField(w, r, "artworkId", maxCheckoutBody)
+		if err == nil {
+			// A buyer who leaves mid-way must not leave a claim behind
+			// without its session, nor a session without its claim.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), budget)
+			defer cancel()
+			var s stock.CheckoutSession
+			if s, err = checkout.Start(ctx, id); err == nil {
+				log.Info("checkout opened", "artwork_id", id, "session_id", s.ID, "expires_at", s.ExpiresAt,
+					"duration_ms", float64(time.Since(start).Microseconds())/1000)
+				if form {
+					http.Redirect(w, r, s.URL, http.StatusSeeOther)
+					return
+				}
+				writeJSON(w, http.StatusOK, checkoutAnswer{URL: s.URL, SessionID: s.ID, ExpiresAt: s.ExpiresAt.UTC()})
+				return
+			}
+		}
+		status := writeStorefrontError(w, err)
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		log.Log(r.Context(), level, "checkout refused", "artwork_id", truncateID(id), "status", status,
+			"code", stock.ErrorCode(err), "err", err, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	})
+}
+
+// writeStorefrontError answers a browser: sold and reserved get the short
+// bodies the Buy button branches on, and a 5xx only says what the buyer can
+// do, since the details may name settings or Stripe request ids (the caller
+// logs them).
+func writeStorefrontError(w http.ResponseWriter, err error) int {
+	code := stock.ErrorCode(err)
+	status := statusFor(code)
+	var re *stock.ReservedError
+	switch {
+	case errors.As(err, &re):
+		writeJSON(w, status, reservedBody{Error: "reserved", Until: re.Until.UTC().Format(time.RFC3339)})
+	case errors.Is(err, stock.ErrSold):
+		writeJSON(w, status, soldBody{Error: "sold"})
+	case code == stock.Upstream:
+		writeJSON(w, status, errorBody{Error: "Stripe could not open the checkout; the artwork is not held, try again in a moment", Code: string(code)})
+	case status >= 500:
+		writeJSON(w, status, errorBody{Error: "checkout is not available right now; try again in a minute", Code: string(code)})
+	default:
+		writeError(w, err)
+	}
+	return status
+}
+
+type availabilityAnswer struct {
+	Available     bool       `json:"available"`
+	ReservedUntil *time.Time `json:"reservedUntil"` // null unless reserved
+}
+
+// handleAvailability tells the storefront whether to offer its Buy button:
+// available (a Buy would open a checkout), reserved until a time, or
+// neither (sold).
+func handleAvailability(log *slog.Logger, checkout *stock.Checkout, budget time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), budget)
+		defer cancel()
+		id := r.PathValue("artworkId")
+		a, err := checkout.Availability(ctx, id)
+		if err != nil {
+			if status := writeStorefrontError(w, err); status >= 500 {
+				log.Error("availability not answered", "artwork_id", truncateID(id), "status", status, "code", stock.ErrorCode(err), "err", err)
+			}
+			return
+		}
+		ans := availabilityAnswer{Available: a.Available}
+		if !a.ReservedUntil.IsZero() {
+			until := a.ReservedUntil.UTC()
+			ans.ReservedUntil = &until
+		}
+		// Live state: a cached "available" would offer a piece just sold.
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, ans)
+	})
+}
+
+// truncateID keeps log lines short whatever a client sent.
+func truncateID(id string) string {
+	if len(id) > stock.MaxArtworkIDLength {
+		return id[:stock.MaxArtworkIDLength] + "…"
+	}
+	return id
+}

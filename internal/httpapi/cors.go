@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"soldout/internal/stock"
+)
+
+// allowOrigins lets the storefront's pages, and only them, call h from a
+// browser. An allowed Origin gets Access-Control-Allow-Origin, and its
+// preflights (a JSON POST needs one) are answered here, before the rate
+// limit. A POST from any other site is refused: a form post needs no
+// preflight, so without this check any web page could make its visitors'
+// browsers reserve the shop's pieces, each from its own IP. Requests
+// without an Origin (curl, servers) and same-origin ones pass.
+func allowOrigins(origins []string, h http.Handler) http.Handler {
+	allowed := make(map[string]bool, len(origins))
+	for _, o := range origins {
+		allowed[strings.ToLower(o)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Answers differ by Origin: caches must not serve one site's to another.
+		w.Header().Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		ok := allowed[strings.ToLower(origin)]
+		if ok {
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if ok {
+				w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+				w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+				w.Header().Set("Access-Control-Max-Age", "600")
+			}
+			// Without the headers above the browser does not send the request.
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if r.Method == http.MethodPost && origin != "" && !ok && !sameOrigin(r, origin) {
+			writeError(w, stock.Errorf(stock.Invalid, "origin %.100q may not open checkouts: list it in SOLDOUT_ALLOWED_ORIGINS", origin))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// sameOrigin reports whether origin names the host the request was sent
+// to: soldout serving the page itself, or behind the shop's own domain.
+func sameOrigin(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}

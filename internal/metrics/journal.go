@@ -1,0 +1,71 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"soldout/internal/stock"
+)
+
+// Journal operations, as the op label of soldout_journal_errors_total.
+var journalOps = []string{"record_delivery", "finish_event", "sales", "insert_sale", "update_sale"}
+
+// Journal wraps the journal the Fulfiller uses, so that m counts what the
+// journal alone can tell exactly.
+//
+// Journal errors are counted at this boundary, where nothing else is mixed
+// in, rather than guessed from the codes of the errors an event ends with.
+// A lost race (stock.Conflict: ErrSaleTaken, ErrSaleExists, ErrStale) is the
+// journal doing its job and is not counted; nor is a call that failed only
+// because its caller's time ran out, since the time may have gone to Sanity
+// (a slow journal still shows, as 503s and event durations).
+//
+// Double sales are counted when their row is inserted, which happens once
+// per artwork and session, in one process: counting double_sale outcomes
+// instead would count one sale again for every later event of the same
+// session (its success-page fulfilment, its async payment events).
+func (m *Metrics) Journal(j stock.Journal) stock.Journal { return observedJournal{j, m} }
+
+type observedJournal struct {
+	j stock.Journal
+	m *Metrics
+}
+
+func (o observedJournal) check(ctx context.Context, op string, err error) error {
+	if err == nil || stock.ErrorCode(err) == stock.Conflict {
+		return err
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err
+	}
+	o.m.JournalError(op)
+	return err
+}
+
+func (o observedJournal) RecordDelivery(ctx context.Context, ev stock.Event, at time.Time) (stock.EventRecord, error) {
+	rec, err := o.j.RecordDelivery(ctx, ev, at)
+	return rec, o.check(ctx, "record_delivery", err)
+}
+
+func (o observedJournal) FinishEvent(ctx context.Context, eventID string, outcome stock.Outcome, detail, lastError string, at time.Time) error {
+	return o.check(ctx, "finish_event", o.j.FinishEvent(ctx, eventID, outcome, detail, lastError, at))
+}
+
+func (o observedJournal) Sales(ctx context.Context, artworkID string) ([]stock.Sale, error) {
+	sales, err := o.j.Sales(ctx, artworkID)
+	return sales, o.check(ctx, "sales", err)
+}
+
+func (o observedJournal) InsertSale(ctx context.Context, s stock.Sale) error {
+	err := o.j.InsertSale(ctx, s)
+	if err == nil && s.State == stock.SaleDoubleSale {
+		o.m.DoubleSale()
+	}
+	return o.check(ctx, "insert_sale", err)
+}
+
+func (o observedJournal) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
+	out, err := o.j.UpdateSale(ctx, s)
+	return out, o.check(ctx, "update_sale", err)
+}

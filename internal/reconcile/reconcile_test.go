@@ -1,0 +1,326 @@
+package reconcile_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"soldout/internal/journal"
+	"soldout/internal/reconcile"
+	"soldout/internal/sanity"
+	"soldout/internal/sanity/memlake"
+	"soldout/internal/stock"
+	"soldout/internal/stripeapi"
+	"soldout/internal/stripeapi/stripetest"
+	"soldout/internal/stripehook"
+)
+
+// shop is Stripe (the stateful fake), the journal (real SQLite), Sanity (an
+// in-memory dataset behind real HTTP) and the pipeline that joins them.
+type shop struct {
+	t         *testing.T
+	stripe    *stripetest.Server
+	lake      *memlake.Lake
+	journal   *journal.DB
+	fulfiller *stock.Fulfiller
+	r         *reconcile.Reconciler
+	now       time.Time
+}
+
+func newShop(t *testing.T) *shop {
+	t.Helper()
+	s := &shop{t: t, stripe: stripetest.New(), lake: memlake.New("production", "tok"), now: time.Now().UTC().Truncate(time.Second)}
+	t.Cleanup(s.stripe.Close)
+	s.stripe.SetClock(func() time.Time { return s.now })
+	lakeSrv := httptest.NewServer(s.lake)
+	t.Cleanup(lakeSrv.Close)
+	catalog, err := sanity.New(sanity.Config{ProjectID: "test", Dataset: "production", Token: "tok", Host: lakeSrv.URL, MutationsPerSecond: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.journal, err = journal.Open(context.Background(), filepath.Join(t.TempDir(), "journal.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.journal.Close() })
+	sc, err := stripeapi.New(stripeapi.Config{SecretKey: stripetest.SecretKey, APIBase: s.stripe.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.fulfiller = &stock.Fulfiller{Catalog: catalog, Journal: s.journal, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Owner: "test"}
+	s.r = &reconcile.Reconciler{Stripe: sc, Journal: s.journal, Catalog: catalog, Fulfiller: s.fulfiller, Budget: 5 * time.Second,
+		Now: func() time.Time { return s.now }}
+	return s
+}
+
+func (s *shop) artwork(id string, available bool) {
+	s.lake.Put(map[string]any{"_id": id, "_type": "artwork", "isAvailable": available})
+}
+
+// session stores a complete session in Stripe, created a minute ago.
+func (s *shop) session(id, payment string, metadata map[string]string) {
+	s.stripe.Put(stripetest.Session{ID: id, Status: stripetest.StatusComplete, PaymentStatus: payment, Email: id + "@example.com",
+		AmountTotal: 120000, Currency: "eur", Metadata: metadata, Created: s.now.Add(-time.Minute)})
+}
+
+// deliver runs a webhook event through the pipeline, as serve would.
+func (s *shop) deliver(id, typ, session, payment string, artworks ...string) {
+	s.t.Helper()
+	ev, err := stripehook.Decode(stripehook.Sample{EventID: id, Type: typ, SessionID: session, PaymentStatus: payment,
+		ArtworkIDs: artworks, Email: session + "@example.com", AmountTotal: 120000}.JSON())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := s.fulfiller.Handle(context.Background(), ev); err != nil {
+		s.t.Fatalf("%s: %v", id, err)
+	}
+}
+
+func (s *shop) check() reconcile.Report {
+	s.t.Helper()
+	rep, err := s.r.Check(context.Background(), s.now.Add(-72*time.Hour), s.now)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return rep
+}
+
+// kinds renders findings as "session/artwork=kind" lines, sorted.
+func kinds(fs []reconcile.Finding) string {
+	var out []string
+	for _, f := range fs {
+		line := f.Session.ID + "/" + f.ArtworkID + "=" + string(f.Kind)
+		if f.Fixable() {
+			line += " (fixable)"
+		}
+		out = append(out, line)
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
+}
+
+func (s *shop) available(id string) any {
+	d, _ := s.lake.Get(id)
+	return d["isAvailable"]
+}
+
+func (s *shop) saleState(artwork, session string) stock.SaleState {
+	sales, err := s.journal.Sales(context.Background(), artwork)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, x := range sales {
+		if x.SessionID == session {
+			return x.State
+		}
+	}
+	return ""
+}
+
+func meta(id string) map[string]string { return map[string]string{"artworkId": id} }
+
+func TestCheckFindsEveryKindAndApplyFixesWhatItCan(t *testing.T) {
+	s := newShop(t)
+	ctx := context.Background()
+	paid, unpaid := stripetest.PaymentPaid, stripetest.PaymentUnpaid
+
+	// Consistent: sold through the webhook.
+	s.artwork("ok", true)
+	s.session("cs_ok", paid, meta("ok"))
+	s.deliver("evt_ok", stock.CheckoutCompleted, "cs_ok", paid, "ok")
+	// Missing: the webhook never came.
+	s.artwork("lost", true)
+	s.session("cs_lost", paid, meta("lost"))
+	// A cart whose webhook never came: one event fixes both pieces.
+	s.artwork("c1", true)
+	s.artwork("c2", true)
+	s.session("cs_cart", paid, map[string]string{"artworkIds": "c1, c2"})
+	// Unapplied: sold, then an editor set it back on sale.
+	s.artwork("drift", true)
+	s.session("cs_drift", paid, meta("drift"))
+	s.deliver("evt_drift", stock.CheckoutCompleted, "cs_drift", paid, "drift")
+	s.artwork("drift", true)
+	// Unapplied: sold, then a draft offering it for sale appeared.
+	s.artwork("drafty", true)
+	s.session("cs_drafty", paid, meta("drafty"))
+	s.deliver("evt_drafty", stock.CheckoutCompleted, "cs_drafty", paid, "drafty")
+	s.artwork("drafts.drafty", true)
+	// Unapplied: claimed, then the process died before writing to Sanity;
+	// and the same, but a process is writing it right now (no finding).
+	s.artwork("crashed", true)
+	s.artwork("busy", true)
+	s.session("cs_crashed", paid, meta("crashed"))
+	s.session("cs_busy", paid, meta("busy"))
+	for _, x := range []struct {
+		artwork, session string
+		until            time.Time
+	}{{"crashed", "cs_crashed", s.now.Add(-time.Minute)}, {"busy", "cs_busy", time.Now().Add(time.Hour)}} {
+		if err := s.journal.InsertSale(ctx, stock.Sale{ArtworkID: x.artwork, SessionID: x.session, State: stock.SaleSold,
+			LeaseOwner: "dead", LeaseUntil: x.until, Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Held, and Stripe has the money: async_payment_succeeded was missed.
+	s.artwork("sepa", true)
+	s.session("cs_sepa", paid, meta("sepa"))
+	s.deliver("evt_sepa", stock.CheckoutCompleted, "cs_sepa", unpaid, "sepa")
+	// Held, payment still on its way: nothing to report.
+	s.artwork("pending", true)
+	s.session("cs_pending", unpaid, meta("pending"))
+	s.deliver("evt_pending", stock.CheckoutCompleted, "cs_pending", unpaid, "pending")
+	// Held, the failure arrived but was never applied (a crash).
+	s.artwork("bounced", true)
+	s.session("cs_bounced", unpaid, meta("bounced"))
+	s.deliver("evt_bounced_1", stock.CheckoutCompleted, "cs_bounced", unpaid, "bounced")
+	failure, _ := stripehook.Decode(stripehook.Sample{EventID: "evt_bounced_2", Type: stock.CheckoutAsyncFailed, SessionID: "cs_bounced", ArtworkIDs: []string{"bounced"}}.JSON())
+	if _, err := s.journal.RecordDelivery(ctx, failure, s.now); err != nil {
+		t.Fatal(err)
+	}
+	// Released after a failed payment: consistent.
+	s.artwork("freed", true)
+	s.session("cs_freed", unpaid, meta("freed"))
+	s.deliver("evt_freed_1", stock.CheckoutCompleted, "cs_freed", unpaid, "freed")
+	s.deliver("evt_freed_2", stock.CheckoutAsyncFailed, "cs_freed", "", "freed")
+	// A second buyer of "ok" whose webhook never came.
+	s.session("cs_second", paid, meta("ok"))
+	// Paid for a piece already marked unavailable by hand.
+	s.artwork("byhand", false)
+	s.session("cs_byhand", paid, meta("byhand"))
+	// Paid for a piece that is not in the dataset, and bad metadata.
+	s.session("cs_ghost", paid, meta("ghost"))
+	s.session("cs_bad", paid, meta("drafts.ok"))
+	// Skipped: no metadata, an open session, one outside the window.
+	s.session("cs_plain", paid, nil)
+	s.stripe.Put(stripetest.Session{ID: "cs_open", Metadata: meta("lost")})
+	s.stripe.Put(stripetest.Session{ID: "cs_old", Status: stripetest.StatusComplete, PaymentStatus: paid, Metadata: meta("lost"), Created: s.now.Add(-100 * time.Hour)})
+
+	writes := len(s.lake.Transactions())
+	events, _ := s.journal.ListEvents(ctx, journal.EventFilter{})
+	rep := s.check()
+	want := `cs_bad/drafts.ok=invalid_metadata
+cs_bounced/bounced=held_payment_failed (fixable)
+cs_byhand/byhand=unrecorded (fixable)
+cs_cart/c1=missing (fixable)
+cs_cart/c2=missing (fixable)
+cs_crashed/crashed=unapplied (fixable)
+cs_drafty/drafty=unapplied (fixable)
+cs_drift/drift=unapplied (fixable)
+cs_ghost/ghost=unknown_artwork
+cs_lost/lost=missing (fixable)
+cs_second/ok=double_sale (fixable)
+cs_sepa/sepa=held_paid (fixable)`
+	if got := kinds(rep.Findings); got != want {
+		t.Fatalf("findings:\n%s\nwant:\n%s", got, want)
+	}
+	if rep.Sessions != 16 || rep.WithoutArtworks != 1 {
+		t.Errorf("sessions %d, without artworks %d; want 16 and 1", rep.Sessions, rep.WithoutArtworks)
+	}
+	for _, f := range rep.Findings {
+		if f.Kind == reconcile.DoubleSale && (f.Holder == nil || f.Holder.SessionID != "cs_ok") {
+			t.Errorf("double sale without its holder: %+v", f.Holder)
+		}
+	}
+	after, _ := s.journal.ListEvents(ctx, journal.EventFilter{})
+	if len(s.lake.Transactions()) != writes || len(after) != len(events) {
+		t.Fatal("Check wrote to Sanity or the journal")
+	}
+
+	applied := s.r.Apply(ctx, rep.Findings)
+	ids := make([]string, 0, len(applied))
+	stamp := ":" + s.now.Format("2006-01-02T15:04:05.000Z")
+	for _, a := range applied {
+		if a.Err != nil {
+			t.Errorf("%s: %v", a.EventID, a.Err)
+		}
+		id, ok := strings.CutSuffix(a.EventID, stamp)
+		if !ok {
+			t.Errorf("event id %s does not end with the time %s", a.EventID, stamp)
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	wantIDs := []string{"reconcile:cs_bounced:payment_failed", "reconcile:cs_byhand:paid", "reconcile:cs_cart:paid", "reconcile:cs_crashed:paid",
+		"reconcile:cs_drafty:paid", "reconcile:cs_drift:paid", "reconcile:cs_lost:paid", "reconcile:cs_second:paid", "reconcile:cs_sepa:paid"}
+	if !slices.Equal(ids, wantIDs) {
+		t.Fatalf("applied %v, want %v", ids, wantIDs)
+	}
+	for id, want := range map[string]any{"lost": false, "c1": false, "c2": false, "drift": false, "drafts.drafty": false,
+		"crashed": false, "bounced": true, "pending": false, "ok": false, "byhand": false} {
+		if got := s.available(id); got != want {
+			t.Errorf("%s isAvailable = %v, want %v", id, got, want)
+		}
+	}
+	for _, x := range []struct {
+		artwork, session string
+		want             stock.SaleState
+	}{
+		{"lost", "cs_lost", stock.SaleSold}, {"sepa", "cs_sepa", stock.SaleSold}, {"bounced", "cs_bounced", stock.SaleReleased},
+		{"ok", "cs_second", stock.SaleDoubleSale}, {"ok", "cs_ok", stock.SaleSold}, {"pending", "cs_pending", stock.SaleHeld},
+	} {
+		if got := s.saleState(x.artwork, x.session); got != x.want {
+			t.Errorf("sale %s/%s = %q, want %q", x.artwork, x.session, got, x.want)
+		}
+	}
+	if rec, err := s.journal.Event(ctx, "reconcile:cs_lost:paid"+stamp); err != nil || rec.Outcome != stock.OutcomeSold || rec.SessionID != "cs_lost" {
+		t.Errorf("journaled fix: %+v, %v", rec, err)
+	}
+
+	// What is left needs a person; applying again changes nothing.
+	left := `cs_bad/drafts.ok=invalid_metadata
+cs_ghost/ghost=unknown_artwork
+cs_second/ok=double_sale`
+	if got := kinds(s.check().Findings); got != left {
+		t.Fatalf("after Apply:\n%s\nwant:\n%s", got, left)
+	}
+	writes = len(s.lake.Transactions())
+	if a := s.r.Apply(ctx, s.check().Findings); len(a) != 0 {
+		t.Errorf("applied again: %+v", a)
+	}
+	if len(s.lake.Transactions()) != writes {
+		t.Error("a second Apply wrote to Sanity")
+	}
+}
+
+func TestEditorUndoesASaleAgainAfterApply(t *testing.T) {
+	s := newShop(t)
+	s.artwork("a1", true)
+	s.session("cs_1", stripetest.PaymentPaid, meta("a1"))
+	for round := range 2 {
+		// Each run is journaled under its own id.
+		s.now = s.now.Add(time.Second)
+		if got := kinds(s.check().Findings); got != "cs_1/a1=missing (fixable)" && got != "cs_1/a1=unapplied (fixable)" {
+			t.Fatalf("round %d: %s", round, got)
+		}
+		if a := s.r.Apply(context.Background(), s.check().Findings); len(a) != 1 || a[0].Err != nil || a[0].Result.Outcome != stock.OutcomeSold {
+			t.Fatalf("round %d: %+v", round, a)
+		}
+		if s.available("a1") != false {
+			t.Fatalf("round %d: still available", round)
+		}
+		s.artwork("a1", true) // the editor puts it back on sale
+	}
+}
+
+func TestStripeFailures(t *testing.T) {
+	s := newShop(t)
+	s.artwork("a1", true)
+	// More than a page of sessions: the listing follows has_more and
+	// starting_after to the end.
+	for i := range 230 {
+		s.stripe.Put(stripetest.Session{Status: stripetest.StatusComplete, PaymentStatus: stripetest.PaymentPaid, Created: s.now.Add(-time.Duration(i) * time.Second)})
+	}
+	s.session("cs_1", stripetest.PaymentPaid, meta("a1"))
+	rep := s.check()
+	if rep.Sessions != 231 || len(rep.Findings) != 1 || s.stripe.Requests(stripetest.EndpointList) != 3 {
+		t.Fatalf("sessions %d, findings %d, list requests %d", rep.Sessions, len(rep.Findings), s.stripe.Requests(stripetest.EndpointList))
+	}
+	s.stripe.FailNext(1, 500)
+	if _, err := s.r.Check(context.Background(), s.now.Add(-time.Hour), s.now); stock.ErrorCode(err) != stock.Unavailable {
+		t.Fatalf("err = %v, want Unavailable", err)
+	}
+}

@@ -1,0 +1,193 @@
+package stock_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"soldout/internal/sanity"
+	"soldout/internal/sanity/sanitytest"
+	"soldout/internal/stock"
+)
+
+func TestMinorUnits(t *testing.T) {
+	tests := []struct {
+		price, currency string
+		want            int64 // 0: refused
+	}{
+		{"1250", "eur", 125000},
+		{"1250.5", "EUR", 125050},
+		{"19.99", "usd", 1999}, // 19.99*100 is 1998.9999… in floats
+		{"0.29", "eur", 29},
+		{"1.005", "eur", 0}, // half a cent
+		{"12.50", "eur", 1250},
+		{"1.25e3", "eur", 125000},
+		{"125E-1", "eur", 1250},
+		{"70000", "jpy", 70000}, // zero-decimal
+		{"70000.0", "jpy", 70000},
+		{"70000.5", "jpy", 0},
+		{"5000", "krw", 5000},
+		{"1.25", "kwd", 1250}, // three decimals
+		{"1.255", "kwd", 0},   // Stripe wants the last digit 0
+		{"4990", "isk", 499000},
+		{"4990.5", "isk", 0}, // whole krónur only
+		{"0", "eur", 0},
+		{"0.00", "eur", 0},
+		{"-5", "eur", 0},
+		{"", "eur", 0},
+		{"12,50", "eur", 0},
+		{"0x10", "eur", 0},
+		{"1/2", "eur", 0},
+		{"NaN", "eur", 0},
+		{"1e999", "eur", 0},
+		{"99999999999999999", "eur", 0}, // past int64 once in cents
+		{"9999999999999999", "eur", 999999999999999900},
+		{"123456789012345678901234567890.000", "eur", 0},
+		{"10", "euro", 0},
+		{"10", "", 0},
+	}
+	for _, tt := range tests {
+		got, err := stock.MinorUnits(tt.price, tt.currency)
+		if got != tt.want || (err != nil) != (tt.want == 0) {
+			t.Errorf("MinorUnits(%q, %q) = %d, %v; want %d", tt.price, tt.currency, got, err, tt.want)
+		}
+		if err != nil && stock.ErrorCode(err) != stock.Invalid {
+			t.Errorf("MinorUnits(%q, %q): code %s", tt.price, tt.currency, stock.ErrorCode(err))
+		}
+	}
+}
+
+func TestReservationLive(t *testing.T) {
+	until := time.Unix(1_750_000_000, 0)
+	tests := []struct {
+		state stock.ReservationState
+		at    time.Time
+		live  bool
+	}{
+		{stock.ReservationOpen, until.Add(-time.Second), true},
+		{stock.ReservationOpen, until, false},
+		{stock.ReservationExpired, until.Add(-time.Hour), false},
+		{stock.ReservationConverted, until.Add(-time.Hour), false},
+		{stock.ReservationReleased, until.Add(-time.Hour), false},
+	}
+	for _, tt := range tests {
+		if got := (stock.Reservation{State: tt.state, HeldUntil: until}).Live(tt.at); got != tt.live {
+			t.Errorf("%s at %v: live %v", tt.state, tt.at.Sub(until), got)
+		}
+	}
+}
+
+// reserve gives session the artwork's reservation, as the checkout does.
+func (e *env) reserve(artwork, session string) {
+	e.t.Helper()
+	now := e.clock()
+	ctx := context.Background()
+	r := stock.Reservation{ArtworkID: artwork, ClaimID: session, State: stock.ReservationOpen,
+		ExpiresAt: now.Add(31 * time.Minute), HeldUntil: now.Add(36 * time.Minute), CreatedAt: now, UpdatedAt: now}
+	if _, claimed, err := e.journal.ClaimReservation(ctx, r); err != nil || !claimed {
+		e.t.Fatalf("claim: %v, %v", claimed, err)
+	}
+	if err := e.journal.SetReservationSession(ctx, artwork, session, session, now); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) reservationState(artwork string) stock.ReservationState {
+	e.t.Helper()
+	r, err := e.journal.Reservation(context.Background(), artwork)
+	if err != nil || r == nil {
+		e.t.Fatalf("reservation of %s: %v, %v", artwork, r, err)
+	}
+	return r.State
+}
+
+func TestSessionEventsEndTheReservation(t *testing.T) {
+	t.Run("expired: released, Sanity untouched", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		e.reserve("a1", "cs_1")
+		f := e.fulfiller("p1")
+		f.Reservations = e.journal
+		res := e.mustHandle(f, event("evt_1", stock.CheckoutExpired, "cs_1", "", "a1"), stock.OutcomeReleased)
+		if len(res.Artworks) != 1 || res.Artworks[0] != (stock.ArtworkResult{ArtworkID: "a1", Outcome: stock.OutcomeReleased}) {
+			t.Errorf("artworks %+v", res.Artworks)
+		}
+		if e.reservationState("a1") != stock.ReservationExpired || len(e.lake.Transactions()) != 0 {
+			t.Error("not released, or Sanity written")
+		}
+		e.mustHandle(f, event("evt_1", stock.CheckoutExpired, "cs_1", "", "a1"), stock.OutcomeDuplicate)
+		// Another session's expiry (the shop's own checkout route) holds nothing.
+		e.mustHandle(f, event("evt_2", stock.CheckoutExpired, "cs_other", "", "a1"), stock.OutcomeIgnored)
+	})
+	t.Run("completed: converted once sold", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		e.reserve("a1", "cs_1")
+		f := e.fulfiller("p1")
+		f.Reservations = e.journal
+		e.setHandler(sanitytest.Faulty(e.lake, sanitytest.Options{Rate: 1, Fault: sanitytest.Error503}))
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if _, err := f.Handle(ctx, paid("evt_1", "cs_1", "a1")); err == nil {
+			t.Fatal("applied with Sanity down")
+		}
+		if e.reservationState("a1") != stock.ReservationOpen {
+			t.Fatal("the hold ended before the sale was applied")
+		}
+		e.setHandler(nil)
+		e.mustHandle(f, paid("evt_1", "cs_1", "a1"), stock.OutcomeSold)
+		if e.reservationState("a1") != stock.ReservationConverted || e.available("a1") != "false" {
+			t.Errorf("reservation %s, available %s", e.reservationState("a1"), e.available("a1"))
+		}
+	})
+	t.Run("without Reservations: untouched", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		e.reserve("a1", "cs_1")
+		e.mustHandle(e.fulfiller("p1"), event("evt_1", stock.CheckoutExpired, "cs_1", "", "a1"), stock.OutcomeIgnored)
+		if e.reservationState("a1") != stock.ReservationOpen {
+			t.Error("ended although the feature is off")
+		}
+	})
+}
+
+// attachFails is a journal whose every attempt to record a session fails.
+type attachFails struct{ stock.Reservations }
+
+func (attachFails) SetReservationSession(context.Context, string, string, string, time.Time) error {
+	return stock.Errorf(stock.Unavailable, "journal down")
+}
+
+// oneSession opens the same session for every request.
+type oneSession struct{}
+
+func (oneSession) CreateSession(_ context.Context, r stock.CheckoutRequest) (stock.CheckoutSession, error) {
+	return stock.CheckoutSession{ID: "cs_1", URL: "https://checkout.stripe.com/c/pay/cs_1", Status: stock.SessionOpen, ExpiresAt: r.ExpiresAt}, nil
+}
+
+func (oneSession) Session(context.Context, string) (stock.CheckoutSession, error) {
+	return stock.CheckoutSession{}, errors.ErrUnsupported
+}
+
+// A session whose claim could not be recorded is never handed out, and the
+// artwork is free again at once.
+func TestCheckoutWithoutItsRecordReleases(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1", map[string]any{"price": 100})
+	c := &stock.Checkout{
+		Products:     e.catalog(token).Products(sanity.ProductFields{Title: "title", Price: "price", Currency: "currency"}),
+		Sessions:     oneSession{},
+		Reservations: attachFails{e.journal},
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		TTL:          31 * time.Minute, DefaultCurrency: "eur", Now: e.clock,
+	}
+	if s, err := c.Start(context.Background(), "a1"); err == nil || s.URL != "" {
+		t.Fatalf("Start = %+v, %v; want an error and no link", s, err)
+	}
+	if e.reservationState("a1") != stock.ReservationReleased {
+		t.Errorf("reservation %s, want released", e.reservationState("a1"))
+	}
+}
