@@ -14,7 +14,6 @@ import (
 // the journal and ended by the webhook's expired and completed events.
 func newStorefront(cfg config, a *app, stripeClient *stripeapi.Client, log *slog.Logger) *httpapi.Storefront {
 	c := cfg.Checkout
-	a.fulfiller.Reservations = a.journal
 	log.Info("checkout with reservation on: POST /api/checkout, GET /api/availability/{artworkId}",
 		"reservation_ttl", c.ReservationTTL.String(), "allowed_origins", c.AllowedOrigins,
 		"success_url_set", c.SuccessURL != "", "cancel_url_set", c.CancelURL != "")

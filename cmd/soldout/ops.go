@@ -64,7 +64,7 @@ func runSubcommand(ctx context.Context, name string, subs map[string]command, ar
 	}
 	if len(args) == 0 {
 		usage()
-		return usageError(fmt.Sprintf("soldout %s needs one of: %s", name, strings.Join(names, ", ")))
+		return usageError(fmt.Sprintf("missing command after %q: use one of %s", name, strings.Join(names, ", ")))
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -91,4 +91,15 @@ func openJournal(ctx context.Context, flags configFlags, getenv func(string) str
 		return nil, fmt.Errorf("opening the journal (DATABASE_URL): %w", err)
 	}
 	return db, nil
+}
+
+// openPipeline reads the settings and opens the journal and Sanity, for the
+// commands that run events through the pipeline; its logs go to stderr.
+func openPipeline(ctx context.Context, flags configFlags, getenv func(string) string, stderr io.Writer) (config, *app, error) {
+	cfg, err := loadConfig(flags, getenv, false, true)
+	if err != nil {
+		return cfg, nil, err
+	}
+	a, err := openApp(ctx, cfg, newLogger(cfg, stderr), nil)
+	return cfg, a, err
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,20 +28,31 @@ type opsShop struct {
 	lakeURL string
 	stripe  *stripetest.Server
 	env     map[string]string // the commands' settings, on top of testEnv's
+	// writesDown makes the commands' Sanity refuse every mutation with 503.
+	writesDown atomic.Bool
 }
 
 func startShop(t *testing.T) *opsShop {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "journal.db")
-	srv := startServe(t, map[string]string{"DATABASE_URL": db})
+	o := &opsShop{t: t, srv: startServe(t, map[string]string{"DATABASE_URL": db}), stripe: stripetest.New()}
+	t.Cleanup(o.stripe.Close)
 	// A second listener on the same dataset, for the commands.
-	lakeSrv := httptest.NewServer(srv.lake)
+	lakeSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o.writesDown.Load() && strings.Contains(r.URL.Path, "/data/mutate/") {
+			http.Error(w, `{"statusCode":503,"error":"Service Unavailable","message":"down"}`, http.StatusServiceUnavailable)
+			return
+		}
+		o.srv.lake.ServeHTTP(w, r)
+	}))
 	t.Cleanup(lakeSrv.Close)
-	stripe := stripetest.New()
-	t.Cleanup(stripe.Close)
-	return &opsShop{t: t, srv: srv, lakeURL: lakeSrv.URL, stripe: stripe, env: map[string]string{
-		"DATABASE_URL": db, "STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": stripe.URL(), "SOLDOUT_LOG_FORMAT": "text",
-	}}
+	o.lakeURL = lakeSrv.URL
+	o.env = map[string]string{
+		"DATABASE_URL": db, "STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": o.stripe.URL(), "SOLDOUT_LOG_FORMAT": "text",
+		// A run that dies mid-write blocks its sale for the lease's time.
+		"SOLDOUT_TIME_BUDGET": "1s", "SOLDOUT_LEASE_TTL": "2s",
+	}
+	return o
 }
 
 // runCommand runs soldout with args and returns its output and exit status,
@@ -247,6 +259,21 @@ func TestOpsReplay(t *testing.T) {
 	o.decode(&runs, "events", "list", "-artwork", "art-r")
 	if len(runs) != 2 || runs[0].ID != rep.RunID || runs[1].ID != id || runs[1].Outcome != stock.OutcomeSold {
 		t.Fatalf("events of art-r: %+v", runs)
+	}
+
+	// A forced run that fails is replayed under its own id.
+	o.artwork("art-r", true)
+	o.writesDown.Store(true)
+	if code := o.decode(&rep, "replay", "--force", id); code != 1 || rep.Error == "" {
+		t.Fatalf("replay --force with Sanity down: exit %d, %+v", code, rep)
+	}
+	o.writesDown.Store(false)
+	time.Sleep(2100 * time.Millisecond) // the failed run's lease
+	if o.decode(&rep, "replay", rep.RunID); rep.Outcome != stock.OutcomeSold || rep.RunID != rep.EventID {
+		t.Fatalf("replay of the failed run: %+v", rep)
+	}
+	if o.available("art-r") != false {
+		t.Fatal("the replayed run left the artwork for sale")
 	}
 
 	if _, errOut, code := o.soldout("replay", "evt_nope"); code != 1 || !strings.Contains(errOut, "events list") {

@@ -92,19 +92,15 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	if *since <= 0 {
 		return usageError("-since must be positive, e.g. 72h")
 	}
-	cfg, err := loadConfig(flags, getenv, false, true)
-	if err != nil {
-		return err
-	}
-	sc, err := stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase})
-	if err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, newLogger(cfg, stderr), nil)
+	cfg, a, err := openPipeline(ctx, flags, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.journal.Close()
+	sc, err := stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase})
+	if err != nil {
+		return err
+	}
 	r := &reconcile.Reconciler{Stripe: sc, Journal: a.journal, Catalog: a.catalog, Fulfiller: a.fulfiller, Budget: cfg.Budget}
 
 	until := time.Now().UTC().Truncate(time.Second)

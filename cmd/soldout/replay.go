@@ -41,11 +41,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if help || err != nil {
 		return err
 	}
-	cfg, err := loadConfig(flags, getenv, false, true)
-	if err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, newLogger(cfg, stderr), nil)
+	cfg, a, err := openPipeline(ctx, flags, getenv, stderr)
 	if err != nil {
 		return err
 	}

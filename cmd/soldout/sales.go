@@ -87,12 +87,7 @@ func doubleSaleHolders(ctx context.Context, db *journal.DB, sales []stock.Sale) 
 		if err != nil {
 			return nil, err
 		}
-		holders[s.ArtworkID] = nil
-		for i := range rows {
-			if rows[i].State.Active() {
-				holders[s.ArtworkID] = &rows[i]
-			}
-		}
+		_, holders[s.ArtworkID] = stock.FindSales(rows, s.SessionID)
 	}
 	return holders, nil
 }

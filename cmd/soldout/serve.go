@@ -74,8 +74,20 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, observe func(end
 		catalog: catalog,
 		fulfiller: &stock.Fulfiller{
 			Catalog: catalog, Journal: db, Logger: log, Owner: processOwner(), LeaseTTL: cfg.LeaseTTL,
+			Reservations: reservationsFor(cfg, db),
 		},
 	}, nil
+}
+
+// reservationsFor returns the journal's reservations when checkout can be
+// on (it needs STRIPE_SECRET_KEY), so that serve, replay and reconcile all
+// end the hold of a session they settle; nil spares every other shop a
+// journal write per event.
+func reservationsFor(cfg config, db *journal.DB) stock.Reservations {
+	if cfg.StripeSecretKey == "" {
+		return nil
+	}
+	return db
 }
 
 // serve runs the server until ctx ends. ready, when not nil, receives the
@@ -114,9 +126,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 	// pointer in an interface would not read as "off".
 	if stripeClient != nil {
 		hc.Sessions = stripeClient
-	}
-	// Checkout with reservation, also only with STRIPE_SECRET_KEY (checkout.go).
-	if stripeClient != nil {
+		// Checkout with reservation, also only with STRIPE_SECRET_KEY (checkout.go).
 		hc.Storefront = newStorefront(cfg, a, stripeClient, log)
 	}
 	var metricsSrv *http.Server

@@ -187,6 +187,16 @@ func testFinishEvent(t *testing.T, url string) {
 	if got, _ := d.Event(ctx, "evt_f"); got.Outcome != stock.OutcomeSold || got.LastError != "" {
 		t.Errorf("after the retry: %+v", got)
 	}
+	// Another replica that lost the race, or saw the work done, finishes
+	// later: what the winner recorded stays.
+	for _, late := range []stock.Outcome{stock.OutcomeFailed, stock.OutcomeDuplicate} {
+		if err := d.FinishEvent(ctx, "evt_f", late, "art_f="+string(late), "busy", t0.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := d.Event(ctx, "evt_f"); got.Outcome != stock.OutcomeSold || got.Detail != "art_f=sold" || got.LastError != "" {
+			t.Errorf("a late %s overwrote the outcome: %+v", late, got)
+		}
+	}
 
 	err = d.FinishEvent(ctx, "evt_nope", stock.OutcomeSold, "", "", t0)
 	if stock.ErrorCode(err) != stock.NotFound {

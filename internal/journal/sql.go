@@ -27,6 +27,9 @@ type statements struct {
 	event, sales, salesBySession        *sql.Stmt
 }
 
+// keepOutcome is true when FinishEvent must leave the stored outcome alone.
+const keepOutcome = `(outcome NOT IN ('', 'failed') AND $2 IN ('failed', 'duplicate'))`
+
 type preparer interface {
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
@@ -71,7 +74,14 @@ func (st *statements) prepare(ctx context.Context, kind string, w, r preparer) e
 		}
 	}
 	ps = append(ps, []prepared{
-		{w, &st.finishEvent, `UPDATE events SET outcome = $2, detail = $3, last_error = $4, finished_at = $5
+		// A final outcome is never replaced by "failed" or "duplicate": a
+		// replica that lost the race for an event (or merely saw it done)
+		// must not overwrite what the winner recorded.
+		{w, &st.finishEvent, `UPDATE events SET
+				outcome = CASE WHEN ` + keepOutcome + ` THEN outcome ELSE $2 END,
+				detail = CASE WHEN ` + keepOutcome + ` THEN detail ELSE $3 END,
+				last_error = CASE WHEN ` + keepOutcome + ` THEN last_error ELSE $4 END,
+				finished_at = $5
 			WHERE id = $1`},
 		// The primary key is the conflict target, so an existing (artwork,
 		// session) row shows as no row inserted, never as a unique

@@ -78,8 +78,9 @@ func (f Finding) eventKey() string {
 }
 
 // event builds the event Apply runs, journaled as <eventKey>:<time in
-// milliseconds>, so that every run leaves its own record. Its payload has the shape of a Stripe
-// event, so that `soldout replay` can run it again like any other.
+// milliseconds> so that every run leaves its own record. Its payload has the
+// shape of a Stripe event, so that `soldout replay` can run it again like any
+// other.
 func (f Finding) event(now time.Time) (stock.Event, error) {
 	s := f.Session
 	return stripehook.Decode(stripehook.Sample{
@@ -177,7 +178,7 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 	if err != nil {
 		return f, false, err
 	}
-	f.Sale, f.Holder = split(sales, s.ID)
+	f.Sale, f.Holder = stock.FindSales(sales, s.ID)
 	take := "records the sale and marks the artwork unavailable"
 	switch own := f.Sale; {
 	case own == nil && f.Holder != nil:
@@ -235,19 +236,6 @@ func (r *Reconciler) sessionEvent(ctx context.Context, session, artwork string, 
 		return false, err
 	}
 	return slices.ContainsFunc(evs, func(e stock.EventRecord) bool { return e.SessionID == session && match(e) }), nil
-}
-
-// split returns the session's row and another session's active row.
-func split(sales []stock.Sale, session string) (own, holder *stock.Sale) {
-	for i := range sales {
-		switch {
-		case sales[i].SessionID == session:
-			own = &sales[i]
-		case sales[i].State.Active():
-			holder = &sales[i]
-		}
-	}
-	return own, holder
 }
 
 // forSale reports whether any version of the artwork (published, draft or

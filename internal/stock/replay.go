@@ -47,7 +47,7 @@ func (f *Fulfiller) reopenSale(ctx context.Context, ev Event, id string) error {
 	}
 	f.Logger.Warn("artwork is for sale in Sanity again although the journal records it taken by this session: writing it unavailable again",
 		"event_id", ev.ID, "session_id", ev.Session.ID, "artwork_id", id, "state", own.State, "soldout_rev", own.AppliedRev)
-	own.UpdatedAt = f.now()
+	own.AppliedRev, own.UpdatedAt = "", f.now()
 	_, err = f.Journal.UpdateSale(ctx, *own)
 	return err
 }
