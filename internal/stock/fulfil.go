@@ -194,6 +194,23 @@ func summarize(rs []ArtworkResult) Outcome {
 // The journal decides who gets the piece (one active sale per artwork);
 // Sanity follows, guarded by ifRevisionID.
 func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleState) (Outcome, error) {
+	return f.decide(ctx, ev, id, func(own, active *Sale, log *slog.Logger) (Outcome, error) {
+		switch {
+		case own != nil:
+			return f.continueOwn(ctx, ev, *own, want, log)
+		case active != nil:
+			return f.doubleSale(ctx, ev, id, *active, log)
+		default:
+			return f.claim(ctx, ev, id, want, log)
+		}
+	})
+}
+
+// decide runs one artwork's read-decide-write loop under the artwork's
+// in-process lock. Each round sees the journal's rows afresh (own: the
+// session's row, active: another session's active sale); a round that lost
+// against another writer is decided again, a bounded number of times.
+func (f *Fulfiller) decide(ctx context.Context, ev Event, id string, round func(own, active *Sale, log *slog.Logger) (Outcome, error)) (Outcome, error) {
 	unlock, err := f.locks.lock(ctx, id)
 	if err != nil {
 		return "", Wrap(Unavailable, err, "waiting for another delivery of artwork %s", id)
@@ -205,22 +222,14 @@ func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleStat
 		if err != nil {
 			return "", err
 		}
-		own, active := findSales(sales, ev.Session.ID)
-		var out Outcome
-		switch {
-		case own != nil:
-			out, err = f.continueOwn(ctx, ev, *own, want, log)
-		case active != nil:
-			out, err = f.doubleSale(ctx, ev, id, *active, log)
-		default:
-			out, err = f.claim(ctx, ev, id, want, log)
-		}
-		if errors.Is(err, ErrStale) || errors.Is(err, ErrSaleTaken) || errors.Is(err, ErrSaleExists) {
+		own, active := FindSales(sales, ev.Session.ID)
+		out, err := round(own, active, log)
+		if errors.Is(err, ErrStale) || errors.Is(err, ErrSaleTaken) || errors.Is(err, ErrSaleExists) || errors.Is(err, ErrRevisionMismatch) {
 			continue // another writer decided meanwhile: decide again
 		}
 		return out, err
 	}
-	return "", Errorf(Unavailable, "artwork %s: the journal kept changing while deciding; Stripe will retry", id)
+	return "", Errorf(Unavailable, "artwork %s: the journal or Sanity kept changing while deciding; Stripe will retry", id)
 }
 
 // claim handles an artwork nobody has taken in the journal yet.
@@ -238,7 +247,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		// journal read and this Sanity read: decide again from the journal.
 		if sales, err := f.Journal.Sales(ctx, id); err != nil {
 			return "", err
-		} else if own, active := findSales(sales, ev.Session.ID); own != nil || active != nil {
+		} else if own, active := FindSales(sales, ev.Session.ID); own != nil || active != nil {
 			return "", ErrSaleTaken
 		}
 		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer paid for a piece marked unavailable by someone else; check whether it was sold elsewhere",
@@ -393,25 +402,9 @@ func draftTransactionID(sale Sale, appliedRev string) string {
 // release hands an artwork back after a delayed payment failed, but only if
 // soldout itself took it for this session and nobody changed it since.
 func (f *Fulfiller) release(ctx context.Context, ev Event, id string) (Outcome, error) {
-	unlock, err := f.locks.lock(ctx, id)
-	if err != nil {
-		return "", Wrap(Unavailable, err, "waiting for another delivery of artwork %s", id)
-	}
-	defer unlock()
-	log := f.Logger.With("event_id", ev.ID, "session_id", ev.Session.ID, "artwork_id", id)
-	for range maxDecisions {
-		sales, err := f.Journal.Sales(ctx, id)
-		if err != nil {
-			return "", err
-		}
-		own, _ := findSales(sales, ev.Session.ID)
-		out, err := f.releaseOwn(ctx, ev, id, own, log)
-		if errors.Is(err, ErrStale) || errors.Is(err, ErrSaleExists) || errors.Is(err, ErrRevisionMismatch) {
-			continue
-		}
-		return out, err
-	}
-	return "", Errorf(Unavailable, "artwork %s: state kept changing while releasing; Stripe will retry", id)
+	return f.decide(ctx, ev, id, func(own, _ *Sale, log *slog.Logger) (Outcome, error) {
+		return f.releaseOwn(ctx, ev, id, own, log)
+	})
 }
 
 func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sale, log *slog.Logger) (Outcome, error) {
@@ -499,9 +492,10 @@ func availableVariants(vs []Variant) []Variant {
 	return out
 }
 
-// findSales returns the row of session (if any) and the active row of the
-// artwork (if any and not the session's).
-func findSales(sales []Sale, session string) (own, active *Sale) {
+// FindSales returns, among an artwork's sale rows, the row of session (nil
+// if none) and the active row of another session (nil if none): the two
+// that the rules, reconciliation and the operator's listings decide on.
+func FindSales(sales []Sale, session string) (own, active *Sale) {
 	for i := range sales {
 		switch {
 		case sales[i].SessionID == session:

@@ -34,7 +34,7 @@ func (f *Fulfiller) reopenSale(ctx context.Context, ev Event, id string) error {
 	if err != nil {
 		return err
 	}
-	own, _ := findSales(sales, ev.Session.ID)
+	own, _ := FindSales(sales, ev.Session.ID)
 	if own == nil || !own.State.Active() || own.AppliedRev == "" {
 		return nil
 	}
