@@ -1,0 +1,48 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"soldout/internal/stock"
+	"soldout/internal/stripehook"
+)
+
+func TestEventsAreWhatStripeSends(t *testing.T) {
+	for i, ev := range makeEvents("p1", 7, 2) {
+		got, err := stripehook.Decode(ev.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := artworkID("p1", 7+i)
+		if got.Type != stock.CheckoutCompleted || got.Session.PaymentStatus != stock.PaymentPaid ||
+			len(got.Session.ArtworkIDs) != 1 || got.Session.ArtworkIDs[0] != want || !stock.ValidArtworkID(want) {
+			t.Errorf("event %d decodes as %+v", i, got)
+		}
+		if n := len(ev.body); n < 2000 || n > 4000 {
+			t.Errorf("event %d is %d bytes, not the size of a real Checkout event", i, n)
+		}
+	}
+}
+
+func TestSummaries(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 100; i++ {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	if got, want := summarise(lat), (latencyMs{P50: 50, P90: 90, P99: 99, Max: 100}); got != want {
+		t.Errorf("summarise = %+v, want %+v", got, want)
+	}
+	runs := []runResult{
+		{EventsPerSecond: 10, Non2xx: 1, FirstFailure: "a"},
+		{EventsPerSecond: 30},
+		{EventsPerSecond: 20, Non2xx: 2, FirstFailure: "c"},
+	}
+	m := medianRun(runs)
+	if m.EventsPerSecond != 20 || m.Non2xx != 3 || m.FirstFailure != "a" {
+		t.Errorf("median of three = %+v", m)
+	}
+	if m := medianRun(runs[:2]); m.EventsPerSecond != 20 {
+		t.Errorf("median of two = %v, want the mean of both", m.EventsPerSecond)
+	}
+}

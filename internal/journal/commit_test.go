@@ -1,0 +1,99 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"soldout/internal/stock"
+)
+
+// TestCommitterIsolatesFailures runs one batch by hand, so that its ops are
+// certain to share a transaction: a verdict leaves the batch alone, while a
+// write that fails halfway makes the batch run again with savepoints, which
+// undo that write's change and keep everybody else's.
+func TestCommitterIsolatesFailures(t *testing.T) {
+	d := open(t, sqliteURL(t))
+	bg := context.Background()
+	if err := d.write(bg, func(ctx context.Context) error {
+		_, err := d.w.conn.ExecContext(ctx, `CREATE TABLE t (k TEXT PRIMARY KEY)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(k string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			_, err := d.w.conn.ExecContext(ctx, `INSERT INTO t (k) VALUES ($1)`, k)
+			return err
+		}
+	}
+	runs := map[string]int{}
+	counted := func(name string, fn func(context.Context) error) *writeOp {
+		return &writeOp{ctx: bg, done: make(chan error, 1), fn: func(ctx context.Context) error {
+			runs[name]++
+			return fn(ctx)
+		}}
+	}
+	verdict := stock.Errorf(stock.Conflict, "taken")
+	boom := errors.New("boom")
+	keys := func() []string {
+		rows, err := d.read.QueryContext(bg, `SELECT k FROM t ORDER BY k`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var ks []string
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			ks = append(ks, k)
+		}
+		return ks
+	}
+
+	t.Run("verdicts stay in the batch", func(t *testing.T) {
+		clear(runs)
+		a, v, b := counted("a", insert("a")), counted("v", func(context.Context) error { return verdict }), counted("b", insert("b"))
+		d.w.apply([]*writeOp{a, v, b})
+		if err := errors.Join(<-a.done, <-b.done); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-v.done; err != verdict {
+			t.Fatalf("verdict op: %v", err)
+		}
+		if runs["a"] != 1 || runs["v"] != 1 || runs["b"] != 1 {
+			t.Fatalf("ran %v, want each op once", runs)
+		}
+		if got := keys(); !slices.Equal(got, []string{"a", "b"}) {
+			t.Fatalf("rows %v, want a and b", got)
+		}
+	})
+
+	t.Run("a failure halfway is undone alone", func(t *testing.T) {
+		clear(runs)
+		c := counted("c", insert("c"))
+		half := counted("half", func(ctx context.Context) error {
+			if err := insert("half")(ctx); err != nil {
+				return err
+			}
+			return boom
+		})
+		e := counted("e", insert("e"))
+		d.w.apply([]*writeOp{c, half, e})
+		if err := errors.Join(<-c.done, <-e.done); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-half.done; err != boom {
+			t.Fatalf("failing op: %v", err)
+		}
+		if runs["c"] != 2 || runs["half"] != 2 || runs["e"] != 1 {
+			t.Fatalf("ran %v, want c and half twice (again with savepoints), e once", runs)
+		}
+		if got := keys(); !slices.Equal(got, []string{"a", "b", "c", "e"}) {
+			t.Fatalf("rows %v, want c and e added, not half", got)
+		}
+	})
+}
