@@ -161,13 +161,11 @@ func runCeilingWorker(ctx context.Context, args []string, stdout io.Writer) erro
 
 // ceilingRun runs the worker against a freshly seeded fake.
 func ceilingRun(ctx context.Context, o *options, c int) (runResult, error) {
-	fk, err := startFake(o.sanityLatency)
+	fk, prefix, err := startSeeded(o.sanityLatency, o.warmup+o.n)
 	if err != nil {
 		return runResult{}, err
 	}
 	defer fk.close()
-	prefix := randomHex(4)
-	fk.seed(prefix, o.warmup+o.n)
 	self, err := os.Executable()
 	if err != nil {
 		return runResult{}, err

@@ -27,13 +27,11 @@ type coldResult struct {
 // moment, again every 200 µs while the port refuses connections.
 func coldStart(ctx context.Context, o *options, js journals) (coldResult, error) {
 	res := coldResult{Journal: js.kind()}
-	fk, err := startFake(o.sanityLatency)
+	fk, prefix, err := startSeeded(o.sanityLatency, o.coldRuns)
 	if err != nil {
 		return res, err
 	}
 	defer fk.close()
-	prefix := randomHex(4)
-	fk.seed(prefix, o.coldRuns)
 	events := makeEvents(prefix, 0, o.coldRuns)
 	for i := range o.coldRuns {
 		d, err := coldOnce(ctx, o, js, fk, events[i].body)

@@ -72,6 +72,17 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.lake.ServeHTTP(w, r)
 }
 
+// startSeeded starts a fake holding n artworks under a fresh prefix.
+func startSeeded(latency time.Duration, n int) (*fake, string, error) {
+	f, err := startFake(latency)
+	if err != nil {
+		return nil, "", err
+	}
+	prefix := randomHex(4)
+	f.seed(prefix, n)
+	return f, prefix, nil
+}
+
 func (f *fake) close() { _ = f.srv.Shutdown(context.Background()) }
 
 // requests is a snapshot of the request counts.

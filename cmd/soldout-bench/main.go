@@ -75,7 +75,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.databaseURL, "database-url", "", "journal: empty for a fresh SQLite file per run; a postgres:// URL for a fresh schema per run on that server")
 	fs.StringVar(&o.dir, "dir", "", "directory for the SQLite journals (default $TMPDIR); must be a real disk, not tmpfs, for fsync to count")
 	mode := fs.String("mode", "ceiling,soldout", "comma-separated: "+strings.Join(allModes, ", ")+"; or all")
-	fs.IntVar(&o.repeat, "repeat", 1, "ceiling and soldout runs each this many times, interleaved; the median is reported")
+	fs.IntVar(&o.repeat, "repeat", 1, "ceiling, soldout and history runs each this many times, interleaved; the median is reported")
 	fs.IntVar(&o.coldRuns, "cold-runs", 5, "cold starts to take the median of")
 	sweep := fs.String("sweep", "1,4,16,64", "concurrencies of the sweep")
 	fs.IntVar(&o.history, "history", 1_000_000, "events already in the journal for the history mode")
@@ -357,13 +357,11 @@ func freshSoldoutRun(ctx context.Context, o *options, js journals, c int) (runRe
 // soldoutRun starts soldout on the journal at url and a freshly seeded fake,
 // warms it up, and measures o.n events at concurrency c.
 func soldoutRun(ctx context.Context, o *options, c int, journalURL string) (runResult, error) {
-	fk, err := startFake(o.sanityLatency)
+	fk, prefix, err := startSeeded(o.sanityLatency, o.warmup+o.n)
 	if err != nil {
 		return runResult{}, err
 	}
 	defer fk.close()
-	prefix := randomHex(4)
-	fk.seed(prefix, o.warmup+o.n)
 	events := makeEvents(prefix, 0, o.warmup+o.n)
 	secret := "whsec_bench_" + randomHex(16)
 	addr, err := freeAddr()

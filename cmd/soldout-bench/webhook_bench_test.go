@@ -65,13 +65,11 @@ func BenchmarkWebhook(b *testing.B) {
 // with n artworks, and returns it with a function that makes the i-th signed
 // request (0 ≤ i < n).
 func newInProcess(b *testing.B, n int) (http.Handler, func(i int) *http.Request) {
-	fk, err := startFake(0)
+	fk, prefix, err := startSeeded(0, n)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(fk.close)
-	prefix := randomHex(4)
-	fk.seed(prefix, n)
 	events := makeEvents(prefix, 0, n)
 	db, err := journal.Open(context.Background(), filepath.Join(b.TempDir(), "journal.db"))
 	if err != nil {
