@@ -215,6 +215,11 @@ func (s *scenario) check(t *testing.T, c *cluster, d *driver, opt checkOptions) 
 			if o == stock.OutcomeSold {
 				soldAnswers[ev.artwork]++
 			}
+			// What Stripe was told is what the audit trail says: a replica
+			// that lost the race later must not overwrite it.
+			if o != stock.OutcomeDuplicate && rec.Outcome != o {
+				t.Errorf("event %s: answered 2xx %q, but the journal records %q", ev.id, o, rec.Outcome)
+			}
 		}
 	}
 	for _, a := range s.artworks {
