@@ -79,14 +79,14 @@ func runSubcommand(ctx context.Context, name string, subs map[string]command, ar
 	return sub.run(ctx, args[1:], getenv, stdout, stderr)
 }
 
-// openJournal reads the settings and opens the journal, for the commands
-// that need nothing else.
+// openJournal reads the settings and opens an existing journal, for the
+// commands that only read it.
 func openJournal(ctx context.Context, flags configFlags, getenv func(string) string) (*journal.DB, error) {
 	cfg, err := loadConfig(flags, getenv, false, false)
 	if err != nil {
 		return nil, err
 	}
-	db, err := journal.Open(ctx, cfg.DatabaseURL)
+	db, err := journal.OpenExisting(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("opening the journal (DATABASE_URL): %w", err)
 	}

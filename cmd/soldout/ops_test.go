@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -596,5 +597,19 @@ func TestFormatAmount(t *testing.T) {
 		if got := formatAmount(tt.minor, tt.currency); got != tt.want {
 			t.Errorf("formatAmount(%d, %q) = %q, want %q", tt.minor, tt.currency, got, tt.want)
 		}
+	}
+}
+
+func TestOpsRefuseAMissingJournal(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "tpyo.db")
+	env := func(k string) string { return map[string]string{"DATABASE_URL": missing}[k] }
+	for _, args := range [][]string{{"events", "list"}, {"events", "show", "evt_1"}, {"sales", "list"}} {
+		_, stderr, code := runCommand(t, env, args...)
+		if code != 1 || !strings.Contains(stderr, "DATABASE_URL") || !strings.Contains(stderr, "no journal") {
+			t.Errorf("%v: exit %d, %q", args, code, stderr)
+		}
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Fatal("a read command created an empty journal")
 	}
 }

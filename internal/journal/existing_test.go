@@ -1,0 +1,34 @@
+package journal
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"soldout/internal/stock"
+)
+
+func TestOpenExisting(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo.db")
+	for _, u := range []string{missing, "sqlite:" + missing, "file:" + missing + "?_pragma=x"} {
+		if _, err := OpenExisting(context.Background(), u); stock.ErrorCode(err) != stock.NotFound {
+			t.Errorf("OpenExisting(%s) = %v, want not_found", u, err)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Fatalf("OpenExisting(%s) created the file", u)
+		}
+	}
+	path := filepath.Join(dir, "with space%.db")
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = OpenExisting(context.Background(), "sqlite:"+path)
+	if err != nil {
+		t.Fatalf("an existing journal: %v", err)
+	}
+	db.Close()
+}
