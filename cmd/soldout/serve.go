@@ -27,7 +27,9 @@ const serveSynopsis = `Runs the webhook server. Point Stripe at POST /api/webhoo
 stripe listen --forward-to localhost:8080/api/webhook). GET /healthz answers
 200 while serving; GET /readyz answers 200 while the journal is usable.
 With STRIPE_SECRET_KEY, POST /api/fulfil lets the shop's success page
-fulfil a paid session; with SOLDOUT_METRICS_ADDR, Prometheus metrics are
+fulfil a paid session, and POST /api/checkout with GET
+/api/availability/{artworkId} open Checkout Sessions that hold the piece
+meanwhile; with SOLDOUT_METRICS_ADDR, Prometheus metrics are
 served on that address at /metrics.
 SIGTERM or Ctrl-C stops accepting, finishes the events in flight and exits 0.`
 
