@@ -86,6 +86,23 @@ func sale(artwork, session string, state stock.SaleState) stock.Sale {
 // fixedClock makes the stamps on sales rows predictable.
 func fixedClock(d *DB, at time.Time) { d.now = func() time.Time { return at } }
 
+// wins closes errs, drains it and counts the writes that succeeded; any
+// error but lost (the expected verdict for the losers) fails the test.
+func wins(t *testing.T, errs chan error, lost error) int {
+	t.Helper()
+	close(errs)
+	won := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, lost):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	return won
+}
+
 func equal(t testing.TB, what string, got, want any) {
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
@@ -295,16 +312,7 @@ func testInsertSaleRace(t *testing.T, url string) {
 		wg.Go(func() { errs <- d.InsertSale(ctx, sale("art_r", fmt.Sprint("cs_double_", i), stock.SaleDoubleSale)) })
 	}
 	wg.Wait()
-	close(errs)
-	won := 0
-	for err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, stock.ErrSaleTaken):
-			t.Errorf("unexpected error: %v", err)
-		}
-	}
+	won := wins(t, errs, stock.ErrSaleTaken)
 	if won != n+1 {
 		t.Errorf("%d inserts succeeded, want %d double sales and one sale", won, n)
 	}
@@ -384,16 +392,7 @@ func testUpdateSaleRace(t *testing.T, url string) {
 		})
 	}
 	wg.Wait()
-	close(errs)
-	won := 0
-	for err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, stock.ErrStale):
-			t.Errorf("unexpected error: %v", err)
-		}
-	}
+	won := wins(t, errs, stock.ErrStale)
 	rows, err := d.Sales(ctx, "art_cas")
 	if err != nil {
 		t.Fatal(err)
