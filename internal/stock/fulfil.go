@@ -234,15 +234,15 @@ func (f *Fulfiller) decide(ctx context.Context, ev Event, id string, round func(
 
 // claim handles an artwork nobody has taken in the journal yet.
 func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleState, log *slog.Logger) (Outcome, error) {
-	art, err := f.Catalog.Artwork(ctx, id)
+	pub, err := f.Catalog.Published(ctx, id)
 	if err != nil {
 		return "", err
 	}
-	if art.Published == nil {
+	if pub == nil {
 		log.Error("artwork does not exist in Sanity: check SANITY_PROJECT_ID and SANITY_DATASET, or restore the document; the event is refused so that Stripe retries")
 		return "", Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", id)
 	}
-	if !art.Published.IsAvailable() {
+	if !pub.IsAvailable() {
 		// Another process may have claimed and written it between our
 		// journal read and this Sanity read: decide again from the journal.
 		if sales, err := f.Journal.Sales(ctx, id); err != nil {
@@ -265,7 +265,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	if err := f.Journal.InsertSale(ctx, sale); err != nil {
 		return "", err
 	}
-	if err := f.applyTake(ctx, sale, &art, log); err != nil {
+	if err := f.applyTake(ctx, sale, pub, log); err != nil {
 		return "", err
 	}
 	return outcomeOf(want), nil
@@ -328,73 +328,73 @@ func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, winner 
 	return OutcomeDoubleSale, nil
 }
 
-// applyTake makes every variant of the artwork unavailable and marks the
-// sale applied. art, when given, is a fresh read to start from.
-func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, log *slog.Logger) error {
+// applyTake makes every version of the artwork unavailable and marks the
+// sale applied. pub, when given, is a fresh read of the published document.
+//
+// In the common case that is two Sanity requests: the read, and one
+// transaction that writes the published document under its revision guard
+// together with whatever draft or release version offers the piece when it
+// commits. Matching those by query in the write itself, instead of by ids
+// read before it, is what closes the draft trap: a draft opened between the
+// read and the write is patched by the same atomic transaction.
+func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, pub *Variant, log *slog.Logger) error {
 	var appliedRev string
 	for attempt := 0; appliedRev == ""; attempt++ {
 		if attempt == maxDecisions {
 			return Errorf(Unavailable, "artwork %s kept changing in Sanity while soldout wrote it; Stripe will retry", sale.ArtworkID)
 		}
-		if art == nil || attempt > 0 {
-			a, err := f.Catalog.Artwork(ctx, sale.ArtworkID)
+		if pub == nil || attempt > 0 {
+			p, err := f.Catalog.Published(ctx, sale.ArtworkID)
 			if err != nil {
 				return err
 			}
-			art = &a
+			pub = p
 		}
-		if art.Published == nil {
+		if pub == nil {
 			log.Error("artwork was deleted from Sanity before soldout could mark it unavailable; restore it or settle the sale by hand")
 			return Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", sale.ArtworkID)
 		}
-		open := availableVariants(art.Variants())
-		if len(open) == 0 {
-			// Unavailable everywhere: an earlier attempt committed and its
-			// answer was lost, or soldout's own earlier write is in place.
-			appliedRev = art.Published.Rev
-			break
-		}
 		// The id covers the revision it was computed from, so a retry of this
-		// very write is deduplicated by Sanity, while a later write (a draft
-		// that appeared) gets an id of its own.
-		txID := TransactionID(sale.SessionID, sale.ArtworkID, "take", art.Published.Rev)
-		err := f.Catalog.SetAvailable(ctx, txID, false, open)
+		// very write is deduplicated by Sanity, while a later write (after an
+		// editor's save) gets an id of its own.
+		txID := TransactionID(sale.SessionID, sale.ArtworkID, "take", pub.Rev)
+		var err error
+		if pub.IsAvailable() {
+			appliedRev, err = txID, f.Catalog.MarkUnavailable(ctx, txID, *pub)
+		} else {
+			appliedRev, err = f.closeOthers(ctx, txID, *pub)
+		}
 		if errors.Is(err, ErrRevisionMismatch) {
+			appliedRev = ""
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		appliedRev = art.Published.Rev
-		if art.Published.IsAvailable() {
-			appliedRev = txID
-		}
-	}
-	if err := f.patchLateDraft(ctx, sale, appliedRev); err != nil {
-		return err
 	}
 	sale.AppliedRev, sale.LeaseOwner, sale.LeaseUntil, sale.UpdatedAt = appliedRev, "", time.Time{}, f.now()
 	_, err := f.Journal.UpdateSale(ctx, sale)
 	return err
 }
 
-// patchLateDraft closes the draft trap: creating a draft does not change the
-// published _rev, so a draft opened between the read and the write escapes
-// ifRevisionID, and publishing it later would put the piece back on sale.
-func (f *Fulfiller) patchLateDraft(ctx context.Context, sale Sale, appliedRev string) error {
-	for range maxDecisions {
-		d, err := f.Catalog.Draft(ctx, sale.ArtworkID)
-		if err != nil || d == nil || !d.IsAvailable() {
-			return err
-		}
-		err = f.Catalog.SetAvailable(ctx, draftTransactionID(sale, appliedRev), false, []Variant{*d})
-		if !errors.Is(err, ErrRevisionMismatch) {
-			return err
-		}
+// closeOthers finishes a take whose published document is already
+// unavailable: an earlier attempt committed and its answer was lost, or
+// someone else withdrew the piece and may have left a draft or a release
+// version on sale. It returns the published revision the sale rests on.
+func (f *Fulfiller) closeOthers(ctx context.Context, txID string, pub Variant) (string, error) {
+	art, err := f.Catalog.Artwork(ctx, pub.ID)
+	if err != nil {
+		return "", err
 	}
-	return Errorf(Unavailable, "draft of artwork %s kept changing while soldout wrote it; Stripe will retry", sale.ArtworkID)
+	if art.Published == nil || art.Published.Rev != pub.Rev {
+		return "", ErrRevisionMismatch // changed since the read: decide again
+	}
+	return pub.Rev, f.Catalog.SetAvailable(ctx, txID, false, availableVariants(art.Others))
 }
 
+// draftTransactionID is the id under which soldout versions before the
+// single-transaction take patched a draft found after their write; sales
+// they applied may still be released, so release recognises it.
 func draftTransactionID(sale Sale, appliedRev string) string {
 	return TransactionID(sale.SessionID, sale.ArtworkID, "draft", appliedRev)
 }

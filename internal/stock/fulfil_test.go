@@ -230,6 +230,36 @@ func TestSaleMarksEveryVariantUnavailable(t *testing.T) {
 	}
 }
 
+// TestASaleCostsTwoSanityRequests: the read of the published document and
+// the one write; drafts and release versions ride in the write.
+func TestASaleCostsTwoSanityRequests(t *testing.T) {
+	for name, others := range map[string][]string{"published only": nil, "with draft and release version": {"drafts.a1", "versions.r1.a1"}} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.artwork("a1")
+			for _, id := range others {
+				e.artwork(id)
+			}
+			var mu sync.Mutex
+			var seen []string
+			e.setHandler(e.around(func(r *http.Request) {
+				mu.Lock()
+				seen = append(seen, r.Method+" "+strings.SplitN(r.URL.Path, "/", 5)[3])
+				mu.Unlock()
+			}, nil))
+			e.mustHandle(e.fulfiller("p1"), paid("evt_1", "cs_1", "a1"), stock.OutcomeSold)
+			if strings.Join(seen, ", ") != "GET doc, POST mutate" {
+				t.Errorf("requests: %v", seen)
+			}
+			for _, id := range append(others, "a1") {
+				if e.available(id) != "false" {
+					t.Errorf("%s left available", id)
+				}
+			}
+		})
+	}
+}
+
 func TestDuplicates(t *testing.T) {
 	e := newEnv(t)
 	e.artwork("a1")
@@ -490,20 +520,29 @@ func TestEditorSavesBetweenReadAndWrite(t *testing.T) {
 	}
 }
 
-func TestDraftOpenedDuringTheWriteIsPatched(t *testing.T) {
+func TestVersionsOpenedDuringTheWriteArePatched(t *testing.T) {
 	e := newEnv(t)
 	e.artwork("a1")
 	var once sync.Once
-	e.setHandler(e.around(nil, func(r *http.Request) {
+	e.setHandler(e.around(func(r *http.Request) {
 		if sanitytest.IsMutate(r) {
-			// The editor opened the artwork just as soldout committed: the
-			// draft copies the old isAvailable: true.
-			once.Do(func() { e.artwork("drafts.a1") })
+			// Between soldout's read and its write, an editor opened the
+			// artwork and another added it to a release: both copies hold
+			// the old isAvailable: true, and neither changes a1's _rev.
+			once.Do(func() {
+				e.artwork("drafts.a1")
+				e.artwork("versions.rSummer.a1")
+			})
 		}
-	}))
+	}, nil))
 	e.mustHandle(e.fulfiller("p1"), paid("evt_1", "cs_1", "a1"), stock.OutcomeSold)
-	if e.available("drafts.a1") != "false" {
-		t.Fatal("a draft that appeared during the write was left available")
+	for _, id := range []string{"a1", "drafts.a1", "versions.rSummer.a1"} {
+		if e.available(id) != "false" {
+			t.Errorf("%s was left available", id)
+		}
+	}
+	if n := len(e.lake.Transactions()); n != 1 {
+		t.Errorf("%d transactions, want the one atomic write", n)
 	}
 }
 
@@ -588,11 +627,38 @@ func (c crashJournal) FinishEvent(ctx context.Context, id string, o stock.Outcom
 // crashCatalog commits the write, then dies before hearing back.
 type crashCatalog struct{ stock.Catalog }
 
-func (c crashCatalog) SetAvailable(ctx context.Context, txID string, available bool, vs []stock.Variant) error {
-	if err := c.Catalog.SetAvailable(ctx, txID, available, vs); err != nil {
+func (c crashCatalog) MarkUnavailable(ctx context.Context, txID string, pub stock.Variant) error {
+	if err := c.Catalog.MarkUnavailable(ctx, txID, pub); err != nil {
 		return err
 	}
 	return errCrash
+}
+
+// failingCatalog dies before its write reaches Sanity.
+type failingCatalog struct{ stock.Catalog }
+
+func (failingCatalog) MarkUnavailable(context.Context, string, stock.Variant) error { return errCrash }
+
+// TestTakeFinishesWhatSomeoneElseStarted: the claim was made, the process
+// died before writing, and meanwhile someone marked the published document
+// unavailable by hand but left the draft on sale. The retry closes the draft.
+func TestTakeFinishesWhatSomeoneElseStarted(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1")
+	e.artwork("drafts.a1")
+	ev := paid("evt_1", "cs_1", "a1")
+	if _, err := e.handle(e.fulfillerWith("dead", failingCatalog{e.catalog(token)}, e.journal), ev); err == nil {
+		t.Fatal("the crash did not surface")
+	}
+	e.artwork("a1", map[string]any{"isAvailable": false})
+	e.advance(stock.DefaultLeaseTTL + time.Second)
+	e.mustHandle(e.fulfiller("restarted"), ev, stock.OutcomeSold)
+	if e.available("drafts.a1") != "false" {
+		t.Error("the draft was left on sale")
+	}
+	if s := e.sale("a1", "cs_1"); s.State != stock.SaleSold || s.AppliedRev != e.rev("a1") {
+		t.Errorf("sale %+v, published rev %s", s, e.rev("a1"))
+	}
 }
 
 func TestRestartAfterCrashAtEachStep(t *testing.T) {

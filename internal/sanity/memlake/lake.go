@@ -57,7 +57,7 @@ type transaction struct {
 	id      string
 	at      time.Time
 	ops     []op
-	results []result
+	effects []string // per op: what Mutation.Operation reports
 	changes []change
 }
 
@@ -76,12 +76,13 @@ type Transaction struct {
 
 // Mutation is one mutation of a committed transaction.
 type Mutation struct {
-	Type         string // create, createOrReplace, createIfNotExists, delete or patch
-	ID           string
+	Type         string         // create, createOrReplace, createIfNotExists, delete or patch
+	ID           string         // empty for a patch by query
+	Query        string         // a patch by query's filter
 	IfRevisionID string         // a patch's guard, if any
 	Set          map[string]any // a patch's fields
 	Document     map[string]any // a create's document
-	Operation    string         // its effect: create, update, delete or none
+	Operation    string         // its effect: create, update, delete or none (a patch by query that matched nothing)
 }
 
 // Change is what one transaction did to one document.
@@ -165,8 +166,8 @@ func (l *Lake) Transactions() []Transaction {
 		out[i] = Transaction{ID: tx.id, Time: tx.at, Mutations: make([]Mutation, len(tx.ops)), Changes: make([]Change, len(tx.changes))}
 		for j, o := range tx.ops {
 			out[i].Mutations[j] = Mutation{
-				Type: o.kind, ID: o.id, IfRevisionID: o.ifRev,
-				Set: cloneJSON(o.set), Document: cloneJSON(o.doc), Operation: tx.results[j].Operation,
+				Type: o.kind, ID: o.id, Query: o.query, IfRevisionID: o.ifRev,
+				Set: cloneJSON(o.set), Document: cloneJSON(o.doc), Operation: tx.effects[j],
 			}
 		}
 		for j, c := range tx.changes {
