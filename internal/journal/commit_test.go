@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"soldout/internal/stock"
 )
@@ -94,6 +95,44 @@ func TestCommitterIsolatesFailures(t *testing.T) {
 		}
 		if got := keys(); !slices.Equal(got, []string{"a", "b", "c", "e"}) {
 			t.Fatalf("rows %v, want c and e added, not half", got)
+		}
+	})
+
+	t.Run("a staged write is answered before the commit, and once", func(t *testing.T) {
+		clear(runs)
+		staged := stagedOp(bg, func(ctx context.Context) (bool, error) {
+			runs["s"]++
+			return true, insert("s")(ctx)
+		})
+		answered := make(chan error, 1)
+		go func() { answered <- <-staged.done }()
+		// The next op runs after the staged one and before the commit: it
+		// sees the staged answer arrive, then fails halfway so that the
+		// batch runs again, with the staged write in it once more.
+		var sawAnswer bool
+		later := counted("later", func(ctx context.Context) error {
+			if runs["later"] == 1 {
+				select {
+				case err := <-answered:
+					sawAnswer = err == nil
+				case <-time.After(5 * time.Second):
+				}
+				return boom
+			}
+			return insert("later")(ctx)
+		})
+		d.w.apply([]*writeOp{staged, later})
+		if !sawAnswer {
+			t.Fatal("the staged write was not answered before the commit")
+		}
+		if err := <-later.done; err != nil {
+			t.Fatal(err)
+		}
+		if runs["s"] != 2 || len(staged.done) != 0 {
+			t.Fatalf("ran %v, %d answers left: want s run twice and answered once", runs, len(staged.done))
+		}
+		if got := keys(); !slices.Contains(got, "s") || !slices.Contains(got, "later") {
+			t.Fatalf("rows %v, want s and later committed", got)
 		}
 	})
 }

@@ -14,35 +14,40 @@ import (
 // attempts and last_received. It returns the row as stored, whose Outcome is
 // the one from before this delivery. The returned record carries no payload:
 // the caller holds it, and Event reads it back.
+//
+// On SQLite, a delivery still to be processed returns before its row is
+// committed: FinishEvent, which the webhook waits for before its 2xx, fails
+// if this row was lost with its batch, so the answer to Stripe still means
+// that both are on disk. A delivery of a finished event, answered at once,
+// waits for the commit.
 func (d *DB) RecordDelivery(ctx context.Context, ev stock.Event, at time.Time) (stock.EventRecord, error) {
 	ids := ev.Session.ArtworkIDs
 	received := millis(at)
 	args := []any{ev.ID, ev.Type, millis(ev.Created), ev.Livemode, ev.Session.ID, encodeList(ids), received, string(ev.Payload)}
-	var rec stock.EventRecord
-	err := d.write(ctx, func(ctx context.Context) error {
-		var err error
+	rec, err := stage(ctx, d, func(ctx context.Context) (stock.EventRecord, error) {
 		if d.kind == kindPostgres {
-			rec, err = scanEvent(d.st.recordEvent.QueryRowContext(ctx, append(args, ids)...), nil)
-			return err
+			return scanEvent(d.st.recordEvent.QueryRowContext(ctx, append(args, ids)...), nil)
 		}
-		if rec, err = scanEvent(d.st.recordEvent.QueryRowContext(ctx, args...), nil); err != nil || rec.Attempts > 1 {
-			return err
+		rec, err := scanEvent(d.st.recordEvent.QueryRowContext(ctx, args...), nil)
+		if err != nil || rec.Attempts > 1 {
+			return rec, err
 		}
 		for _, id := range ids {
 			if _, err := d.st.addEventArtwork.ExecContext(ctx, id, received, ev.ID); err != nil {
-				return err
+				return rec, err
 			}
 		}
-		return nil
-	})
+		return rec, nil
+	}, func(rec stock.EventRecord) bool { return !rec.Outcome.Final() })
 	if err != nil {
 		return stock.EventRecord{}, fail(err, "record event %s", ev.ID)
 	}
 	return rec, nil
 }
 
-// FinishEvent stores the outcome of processing an event. An event never
-// recorded is a NotFound error.
+// FinishEvent stores the outcome of processing an event. An event that is
+// not in the journal is an Unavailable error, so that Stripe delivers it
+// again: its recorded delivery was lost with a failed commit.
 func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outcome, detail, lastError string, at time.Time) error {
 	err := d.write(ctx, func(ctx context.Context) error {
 		res, err := d.st.finishEvent.ExecContext(ctx, eventID, string(outcome), detail, lastError, millis(at))
@@ -51,7 +56,7 @@ func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outc
 		}
 		n, err := res.RowsAffected()
 		if err == nil && n == 0 {
-			err = stock.Errorf(stock.NotFound, "journal: finish event %s: not recorded", eventID)
+			err = stock.Errorf(stock.Unavailable, "journal: finish event %s: its delivery is not in the journal (the commit that recorded it failed); Stripe will deliver it again", eventID)
 		}
 		return err
 	})

@@ -245,6 +245,27 @@ func (d *DB) write(ctx context.Context, fn func(context.Context) error) error {
 	return fn(ctx)
 }
 
+// stage is write for a write that a later write of the caller may depend
+// on: on SQLite, when early says so of fn's result, it returns that result
+// once fn has run, before the group commit (see committer.stage).
+func stage[T any](ctx context.Context, d *DB, fn func(context.Context) (T, error), early func(T) bool) (T, error) {
+	if d.w == nil {
+		return fn(ctx)
+	}
+	var out T
+	ran := false
+	err := d.w.stage(ctx, func(ctx context.Context) (bool, error) {
+		v, err := fn(ctx)
+		// The committer may run fn again (its batch rerun with savepoints)
+		// after the caller has taken out: only the first run answers.
+		if !ran {
+			out, ran = v, true
+		}
+		return err == nil && early(out), err
+	})
+	return out, err
+}
+
 // fail passes the journal's own classified errors through and marks anything
 // else as the database failing, which the caller answers with a 5xx so that
 // Stripe retries.
