@@ -89,7 +89,8 @@ func newCommitter(ctx context.Context, conn *sql.Conn) (*committer, error) {
 // do runs fn in the next group commit and returns its error, or the
 // commit's. fn may run more than once (each time in a transaction that is
 // rolled back, but the last), and must return a *stock.Error only when it
-// changed nothing, since such a failure is left in the transaction. A
+// changed nothing, since such a failure is left in the transaction; a
+// verdict reached after a change goes back wrapped in partial. A
 // caller whose ctx ends stops waiting; fn then runs only if the loop had
 // already started it.
 func (c *committer) do(ctx context.Context, fn func(context.Context) error) error {
@@ -114,7 +115,23 @@ func stagedOp(ctx context.Context, fn func(context.Context) (early bool, err err
 	return op
 }
 
+// partial carries a verdict that fn reached after changing something. It is
+// no *stock.Error to the committer, which therefore undoes fn's changes (by
+// running the batch again with savepoints), while the caller still gets the
+// verdict itself.
+type partial struct{ verdict error }
+
+func (p partial) Error() string { return p.verdict.Error() }
+
 func (c *committer) submit(ctx context.Context, op *writeOp) error {
+	err := c.wait(ctx, op)
+	if p, ok := err.(partial); ok {
+		return p.verdict
+	}
+	return err
+}
+
+func (c *committer) wait(ctx context.Context, op *writeOp) error {
 	select {
 	case c.ops <- op:
 	case <-c.quit:

@@ -135,4 +135,31 @@ func TestCommitterIsolatesFailures(t *testing.T) {
 			t.Fatalf("rows %v, want s and later committed", got)
 		}
 	})
+
+	t.Run("a verdict after a change is undone, and the caller gets the verdict", func(t *testing.T) {
+		clear(runs)
+		lateInsert := func(k string) func(context.Context) error {
+			return func(ctx context.Context) error {
+				if err := insert(k)(ctx); err != nil {
+					return err
+				}
+				return partial{verdict}
+			}
+		}
+		f, late, g := counted("f", insert("f")), counted("late", lateInsert("late")), counted("g", insert("g"))
+		d.w.apply([]*writeOp{f, late, g})
+		if err := errors.Join(<-f.done, <-g.done); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-late.done; err != (partial{verdict}) {
+			t.Fatalf("late op: %v", err)
+		}
+		// Through the running committer, the caller sees the verdict itself.
+		if err := d.w.do(bg, lateInsert("late2")); err != verdict {
+			t.Fatalf("caller got %v, want the verdict itself", err)
+		}
+		if got := keys(); slices.Contains(got, "late") || slices.Contains(got, "late2") || !slices.Contains(got, "f") || !slices.Contains(got, "g") {
+			t.Fatalf("rows %v, want f and g kept, late and late2 undone", got)
+		}
+	})
 }

@@ -31,6 +31,7 @@ var contract = []struct {
 	{"RecordDelivery", testRecordDelivery},
 	{"RecordDeliveryConcurrent", testRecordDeliveryConcurrent},
 	{"FinishEvent", testFinishEvent},
+	{"FinishEventWithSales", testFinishEventWithSales},
 	{"UnfinishedEventAfterCrash", testUnfinishedAfterCrash},
 	{"InsertSale", testInsertSale},
 	{"InsertSaleRace", testInsertSaleRace},
@@ -202,6 +203,60 @@ func testRecordDeliveryConcurrent(t *testing.T, url string) {
 	evs, err := d.ListEvents(ctx, EventFilter{ArtworkID: "art_c"})
 	if err != nil || len(evs) != 1 {
 		t.Errorf("events of art_c: %d, %v; want one row", len(evs), err)
+	}
+}
+
+// The sale rows an event settles are written with its outcome, all or
+// nothing.
+func testFinishEventWithSales(t *testing.T, url string) {
+	d := open(t, url)
+	fixedClock(d, t0)
+	record(t, d, event("evt_s", stock.CheckoutCompleted, "cs_s", "art_1", "art_2"), t0)
+	for _, a := range []string{"art_1", "art_2"} {
+		if err := d.InsertSale(ctx, sale(a, "cs_s", stock.SaleSold)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(artwork string) stock.Sale {
+		t.Helper()
+		rows, err := d.Sales(ctx, artwork)
+		if err != nil || len(rows) != 1 {
+			t.Fatal(rows, err)
+		}
+		return rows[0]
+	}
+	applied := func(s stock.Sale, rev string) stock.Sale {
+		s.AppliedRev, s.UpdatedAt = rev, time.Time{}
+		return s
+	}
+	s1, s2 := read("art_1"), read("art_2")
+
+	// art_2 was written by somebody else since it was read: nothing is
+	// stored, not art_1's row and not the outcome, even though art_1's
+	// update comes first in the transaction.
+	if _, err := d.UpdateSale(ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	err := d.FinishEvent(ctx, "evt_s", stock.OutcomeSold, "", "", t0.Add(time.Second), applied(s1, "tx1"), applied(s2, "tx2"))
+	wantErr(t, "a stale row", err, stock.ErrStale)
+	if got := read("art_1"); got.AppliedRev != "" || got.Version != s1.Version {
+		t.Errorf("art_1 written by a failed FinishEvent: %+v", got)
+	}
+	if ev, _ := d.Event(ctx, "evt_s"); ev.Outcome != "" {
+		t.Errorf("outcome stored by a failed FinishEvent: %+v", ev)
+	}
+
+	s2 = read("art_2")
+	at := t0.Add(2 * time.Second)
+	if err := d.FinishEvent(ctx, "evt_s", stock.OutcomeSold, "art_1=sold art_2=sold", "", at, applied(s1, "tx1"), applied(s2, "tx2")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []stock.Sale{applied(s1, "tx1"), applied(s2, "tx2")} {
+		want.Version, want.UpdatedAt = want.Version+1, at
+		equal(t, "settled "+want.ArtworkID, read(want.ArtworkID), want)
+	}
+	if ev, _ := d.Event(ctx, "evt_s"); ev.Outcome != stock.OutcomeSold {
+		t.Errorf("outcome not stored: %+v", ev)
 	}
 }
 

@@ -45,12 +45,21 @@ func (d *DB) RecordDelivery(ctx context.Context, ev stock.Event, at time.Time) (
 	return rec, nil
 }
 
-// FinishEvent stores the outcome of processing an event. An event that is
-// not in the journal is an Unavailable error, so that Stripe delivers it
-// again: its recorded delivery was lost with a failed commit.
-func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outcome, detail, lastError string, at time.Time) error {
-	err := d.write(ctx, func(ctx context.Context) error {
-		res, err := d.st.finishEvent.ExecContext(ctx, eventID, string(outcome), detail, lastError, millis(at))
+// FinishEvent stores the outcome of processing an event and, in the same
+// transaction, the sale rows the processing settled, each under UpdateSale's
+// version check: if one was written by somebody else meanwhile, nothing is
+// stored and the error wraps ErrStale. An event that is not in the journal
+// is an Unavailable error, so that Stripe delivers it again: its recorded
+// delivery was lost with a failed commit.
+func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outcome, detail, lastError string, at time.Time, settled ...stock.Sale) error {
+	finished := millis(at)
+	err := d.atomically(ctx, len(settled) > 0, func(ctx context.Context, st func(*sql.Stmt) *sql.Stmt) error {
+		for _, s := range settled {
+			if _, err := updateSale(ctx, st(d.st.updateSale), s, millisOr(s.UpdatedAt, at)); err != nil {
+				return err
+			}
+		}
+		res, err := st(d.st.finishEvent).ExecContext(ctx, eventID, string(outcome), detail, lastError, finished)
 		if err != nil {
 			return err
 		}

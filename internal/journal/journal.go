@@ -245,6 +245,37 @@ func (d *DB) write(ctx context.Context, fn func(context.Context) error) error {
 	return fn(ctx)
 }
 
+// atomically runs fn so that its statements all commit or none does; fn runs
+// each statement st gives it. several says fn may run more than one. On
+// SQLite, every write already is one transaction of the committer's, which
+// also undoes a verdict reached after a change (see partial). On PostgreSQL,
+// where write runs one self-committing statement, several statements get a
+// transaction of their own.
+func (d *DB) atomically(ctx context.Context, several bool, fn func(ctx context.Context, st func(*sql.Stmt) *sql.Stmt) error) error {
+	same := func(s *sql.Stmt) *sql.Stmt { return s }
+	if d.w != nil {
+		return d.write(ctx, func(ctx context.Context) error {
+			err := fn(ctx, same)
+			if _, ok := errors.AsType[*stock.Error](err); ok && several {
+				return partial{err} // an earlier statement may have written
+			}
+			return err
+		})
+	}
+	if !several {
+		return fn(ctx, same)
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // a no-op after Commit
+	if err := fn(ctx, func(s *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, s) }); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // stage is write for a write that a later write of the caller may depend
 // on: on SQLite, when early says so of fn's result, it returns that result
 // once fn has run, before the group commit (see committer.stage).

@@ -60,22 +60,29 @@ func (d *DB) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
 	updated := millisOr(s.UpdatedAt, d.now())
 	var out stock.Sale
 	err := d.write(ctx, func(ctx context.Context) error {
-		row := d.st.updateSale.QueryRowContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
-			s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), updated, s.Version)
 		var err error
-		out, err = scanSale(row)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return conflict(stock.ErrStale, "update sale %s/%s at version %d", s.ArtworkID, s.SessionID, s.Version)
-		case violatesOneActive(err):
-			return conflict(stock.ErrSaleTaken, "update sale %s/%s", s.ArtworkID, s.SessionID)
-		}
+		out, err = updateSale(ctx, d.st.updateSale, s, updated)
 		return err
 	})
 	if err != nil {
 		return stock.Sale{}, fail(err, "update sale %s/%s", s.ArtworkID, s.SessionID)
 	}
 	return out, nil
+}
+
+// updateSale runs the versioned update of s on st (the prepared statement,
+// or its copy in a transaction), stamping updated.
+func updateSale(ctx context.Context, st *sql.Stmt, s stock.Sale, updated int64) (stock.Sale, error) {
+	row := st.QueryRowContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
+		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), updated, s.Version)
+	out, err := scanSale(row)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return out, conflict(stock.ErrStale, "update sale %s/%s at version %d", s.ArtworkID, s.SessionID, s.Version)
+	case violatesOneActive(err):
+		return out, conflict(stock.ErrSaleTaken, "update sale %s/%s", s.ArtworkID, s.SessionID)
+	}
+	return out, err
 }
 
 // SaleFilter selects sales for ListSales. Zero fields do not filter.

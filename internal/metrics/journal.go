@@ -48,8 +48,8 @@ func (o observedJournal) RecordDelivery(ctx context.Context, ev stock.Event, at 
 	return rec, o.check(ctx, "record_delivery", err)
 }
 
-func (o observedJournal) FinishEvent(ctx context.Context, eventID string, outcome stock.Outcome, detail, lastError string, at time.Time) error {
-	return o.check(ctx, "finish_event", o.j.FinishEvent(ctx, eventID, outcome, detail, lastError, at))
+func (o observedJournal) FinishEvent(ctx context.Context, eventID string, outcome stock.Outcome, detail, lastError string, at time.Time, settled ...stock.Sale) error {
+	return o.check(ctx, "finish_event", o.j.FinishEvent(ctx, eventID, outcome, detail, lastError, at, settled...))
 }
 
 func (o observedJournal) Sales(ctx context.Context, artworkID string) ([]stock.Sale, error) {

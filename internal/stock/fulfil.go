@@ -80,7 +80,16 @@ func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
 	if rec.Outcome.Final() {
 		return Result{Outcome: OutcomeDuplicate}, nil
 	}
-	res, procErr := f.process(ctx, ev)
+	// One delivery per artwork at a time in this process, from the decision
+	// until its outcome is recorded, so that a duplicate waits and then finds
+	// the sale settled instead of racing to write it again.
+	unlock, err := f.locks.lockAll(ctx, uniq(ev.Session.ArtworkIDs))
+	if err != nil {
+		return Result{}, Wrap(Unavailable, err, "waiting for another delivery of an artwork of session %s", ev.Session.ID)
+	}
+	defer unlock()
+	var settled []Sale
+	res, procErr := f.process(ctx, ev, &settled)
 	if procErr == nil {
 		res, procErr = f.settleReservation(ctx, ev, res)
 	}
@@ -92,7 +101,11 @@ func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
 	// that the audit trail says why Stripe got a 5xx.
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	if err := f.Journal.FinishEvent(finishCtx, ev.ID, outcome, res.detail(), lastErr, f.now()); err != nil && procErr == nil {
+	err = f.Journal.FinishEvent(finishCtx, ev.ID, outcome, res.detail(), lastErr, f.now(), settled...)
+	if errors.Is(err, ErrStale) {
+		err = Wrap(Unavailable, err, "another process changed a sale of session %s while this one recorded it; Stripe will retry", ev.Session.ID)
+	}
+	if err != nil && procErr == nil {
 		return res, err
 	}
 	return res, procErr
@@ -135,7 +148,9 @@ func (f *Fulfiller) actionFor(ev Event) action {
 	return actNone
 }
 
-func (f *Fulfiller) process(ctx context.Context, ev Event) (Result, error) {
+// process applies ev; the sale rows it leaves behind are added to settled,
+// for Handle to write with the outcome.
+func (f *Fulfiller) process(ctx context.Context, ev Event, settled *[]Sale) (Result, error) {
 	act := f.actionFor(ev)
 	if act == actNone {
 		return Result{Outcome: OutcomeIgnored}, nil
@@ -159,11 +174,11 @@ func (f *Fulfiller) process(ctx context.Context, ev Event) (Result, error) {
 			f.Logger.Error("checkout session names an artwork id that is not a published Sanity id: nothing was sent to Sanity; a person must find which artwork was paid for and mark it unavailable",
 				"event_id", ev.ID, "session_id", ev.Session.ID, "artwork_id", truncate(id, 160), "email", ev.Session.Email)
 		case act == actRelease:
-			out, err = f.release(ctx, ev, id)
+			out, err = f.release(ctx, ev, id, settled)
 		case act == actHold:
-			out, err = f.take(ctx, ev, id, SaleHeld)
+			out, err = f.take(ctx, ev, id, SaleHeld, settled)
 		default:
-			out, err = f.take(ctx, ev, id, SaleSold)
+			out, err = f.take(ctx, ev, id, SaleSold, settled)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -193,29 +208,25 @@ func summarize(rs []ArtworkResult) Outcome {
 // take makes the artwork unavailable for ev's session, as held or sold.
 // The journal decides who gets the piece (one active sale per artwork);
 // Sanity follows, guarded by ifRevisionID.
-func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleState) (Outcome, error) {
+func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleState, settled *[]Sale) (Outcome, error) {
 	return f.decide(ctx, ev, id, func(own, active *Sale, log *slog.Logger) (Outcome, error) {
 		switch {
 		case own != nil:
-			return f.continueOwn(ctx, ev, *own, want, log)
+			return f.continueOwn(ctx, ev, *own, want, settled, log)
 		case active != nil:
 			return f.doubleSale(ctx, ev, id, *active, log)
 		default:
-			return f.claim(ctx, ev, id, want, log)
+			return f.claim(ctx, ev, id, want, settled, log)
 		}
 	})
 }
 
-// decide runs one artwork's read-decide-write loop under the artwork's
-// in-process lock. Each round sees the journal's rows afresh (own: the
-// session's row, active: another session's active sale); a round that lost
-// against another writer is decided again, a bounded number of times.
+// decide runs one artwork's read-decide-write loop, under the artwork's
+// in-process lock that Handle holds. Each round sees the journal's rows
+// afresh (own: the session's row, active: another session's active sale); a
+// round that lost against another writer is decided again, a bounded number
+// of times.
 func (f *Fulfiller) decide(ctx context.Context, ev Event, id string, round func(own, active *Sale, log *slog.Logger) (Outcome, error)) (Outcome, error) {
-	unlock, err := f.locks.lock(ctx, id)
-	if err != nil {
-		return "", Wrap(Unavailable, err, "waiting for another delivery of artwork %s", id)
-	}
-	defer unlock()
 	log := f.Logger.With("event_id", ev.ID, "session_id", ev.Session.ID, "artwork_id", id)
 	for range maxDecisions {
 		sales, err := f.Journal.Sales(ctx, id)
@@ -233,7 +244,7 @@ func (f *Fulfiller) decide(ctx context.Context, ev Event, id string, round func(
 }
 
 // claim handles an artwork nobody has taken in the journal yet.
-func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleState, log *slog.Logger) (Outcome, error) {
+func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleState, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	pub, err := f.Catalog.Published(ctx, id)
 	if err != nil {
 		return "", err
@@ -265,7 +276,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	if err := f.Journal.InsertSale(ctx, sale); err != nil {
 		return "", err
 	}
-	if err := f.applyTake(ctx, sale, pub, log); err != nil {
+	if err := f.applyTake(ctx, sale, pub, settled, log); err != nil {
 		return "", err
 	}
 	return outcomeOf(want), nil
@@ -273,7 +284,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 
 // continueOwn handles a session that already has a row for the artwork:
 // a redelivery, held becoming sold, or a write a crash left undone.
-func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want SaleState, log *slog.Logger) (Outcome, error) {
+func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want SaleState, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	switch own.State {
 	case SaleDoubleSale:
 		return OutcomeDoubleSale, nil
@@ -287,12 +298,11 @@ func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want Sa
 		own.EventIDs = append(own.EventIDs, ev.ID)
 	}
 	if own.AppliedRev != "" {
-		if out == OutcomeDuplicate {
-			return out, nil
+		if out == OutcomeSold {
+			own.UpdatedAt = f.now()
+			*settled = append(*settled, own)
 		}
-		own.UpdatedAt = f.now()
-		_, err := f.Journal.UpdateSale(ctx, own)
-		return out, err
+		return out, nil
 	}
 	// The sale was claimed but its Sanity write is not known to have
 	// committed: a crash, a timeout, or another replica at work right now.
@@ -301,11 +311,13 @@ func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want Sa
 		return "", Wrap(Unavailable, ErrBusy, "artwork %s (lease until %s); Stripe will retry", own.ArtworkID, own.LeaseUntil.UTC().Format(time.RFC3339))
 	}
 	own.LeaseOwner, own.LeaseUntil, own.UpdatedAt = f.Owner, now.Add(f.leaseTTL()), now
+	// Taking the lease over is written at once: it must hold before Sanity
+	// is written, against another replica doing the same.
 	own, err := f.Journal.UpdateSale(ctx, own)
 	if err != nil {
 		return "", err
 	}
-	if err := f.applyTake(ctx, own, nil, log); err != nil {
+	if err := f.applyTake(ctx, own, nil, settled, log); err != nil {
 		return "", err
 	}
 	return outcomeOf(own.State), nil
@@ -328,8 +340,9 @@ func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, winner 
 	return OutcomeDoubleSale, nil
 }
 
-// applyTake makes every version of the artwork unavailable and marks the
-// sale applied. pub, when given, is a fresh read of the published document.
+// applyTake makes every version of the artwork unavailable and adds the
+// sale, marked applied, to settled. pub, when given, is a fresh read of the
+// published document.
 //
 // In the common case that is two Sanity requests: the read, and one
 // transaction that writes the published document under its revision guard
@@ -337,7 +350,7 @@ func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, winner 
 // commits. Matching those by query in the write itself, instead of by ids
 // read before it, is what closes the draft trap: a draft opened between the
 // read and the write is patched by the same atomic transaction.
-func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, pub *Variant, log *slog.Logger) error {
+func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, pub *Variant, settled *[]Sale, log *slog.Logger) error {
 	var appliedRev string
 	for attempt := 0; appliedRev == ""; attempt++ {
 		if attempt == maxDecisions {
@@ -372,9 +385,12 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, pub *Variant, log 
 			return err
 		}
 	}
+	// Recorded with the event's outcome, not on its own: one commit fewer
+	// per sale. Until then the lease keeps other replicas off the row, and a
+	// crash leaves a sale that the next delivery finds written in Sanity.
 	sale.AppliedRev, sale.LeaseOwner, sale.LeaseUntil, sale.UpdatedAt = appliedRev, "", time.Time{}, f.now()
-	_, err := f.Journal.UpdateSale(ctx, sale)
-	return err
+	*settled = append(*settled, sale)
+	return nil
 }
 
 // closeOthers finishes a take whose published document is already
@@ -401,13 +417,13 @@ func draftTransactionID(sale Sale, appliedRev string) string {
 
 // release hands an artwork back after a delayed payment failed, but only if
 // soldout itself took it for this session and nobody changed it since.
-func (f *Fulfiller) release(ctx context.Context, ev Event, id string) (Outcome, error) {
+func (f *Fulfiller) release(ctx context.Context, ev Event, id string, settled *[]Sale) (Outcome, error) {
 	return f.decide(ctx, ev, id, func(own, _ *Sale, log *slog.Logger) (Outcome, error) {
-		return f.releaseOwn(ctx, ev, id, own, log)
+		return f.releaseOwn(ctx, ev, id, own, settled, log)
 	})
 }
 
-func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sale, log *slog.Logger) (Outcome, error) {
+func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sale, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	now := f.now()
 	if own == nil {
 		// The failure overtook the completion (Stripe does not keep order):
@@ -426,7 +442,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 		log.Warn("delayed payment failed for a sale already recorded as paid: left sold; check the payment in the Stripe Dashboard")
 		return OutcomeIgnored, nil
 	case SaleDoubleSale:
-		return OutcomeReleased, f.markReleased(ctx, ev, *own)
+		return OutcomeReleased, f.markReleased(ev, *own, settled)
 	}
 	if own.AppliedRev == "" && own.LeaseOwner != f.Owner && own.LeaseUntil.After(now) {
 		return "", Wrap(Unavailable, ErrBusy, "artwork %s; Stripe will retry", id)
@@ -458,14 +474,14 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 		log.Warn("delayed payment failed, but the artwork was changed in Sanity since soldout took it: left unavailable; check it in the Studio and make it available by hand if it is still for sale",
 			"current_rev", art.Published.Rev, "soldout_rev", own.AppliedRev)
 	}
-	return out, f.markReleased(ctx, ev, *own)
+	return out, f.markReleased(ev, *own, settled)
 }
 
-func (f *Fulfiller) markReleased(ctx context.Context, ev Event, s Sale) error {
+func (f *Fulfiller) markReleased(ev Event, s Sale, settled *[]Sale) error {
 	s.State, s.LeaseOwner, s.LeaseUntil, s.UpdatedAt = SaleReleased, "", time.Time{}, f.now()
 	s.EventIDs = append(s.EventIDs, ev.ID)
-	_, err := f.Journal.UpdateSale(ctx, s)
-	return err
+	*settled = append(*settled, s)
+	return nil
 }
 
 // TransactionID derives a Sanity transaction id from what is being applied,

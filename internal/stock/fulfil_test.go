@@ -260,6 +260,61 @@ func TestASaleCostsTwoSanityRequests(t *testing.T) {
 	}
 }
 
+// writeLog records the journal writes a Fulfiller makes.
+type writeLog struct {
+	stock.Journal
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *writeLog) add(s string) {
+	w.mu.Lock()
+	w.writes = append(w.writes, s)
+	w.mu.Unlock()
+}
+
+func (w *writeLog) RecordDelivery(ctx context.Context, ev stock.Event, at time.Time) (stock.EventRecord, error) {
+	w.add("RecordDelivery")
+	return w.Journal.RecordDelivery(ctx, ev, at)
+}
+
+func (w *writeLog) InsertSale(ctx context.Context, s stock.Sale) error {
+	w.add("InsertSale")
+	return w.Journal.InsertSale(ctx, s)
+}
+
+func (w *writeLog) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
+	w.add("UpdateSale")
+	return w.Journal.UpdateSale(ctx, s)
+}
+
+func (w *writeLog) FinishEvent(ctx context.Context, id string, o stock.Outcome, d, le string, at time.Time, settled ...stock.Sale) error {
+	w.add(fmt.Sprintf("FinishEvent+%d", len(settled)))
+	return w.Journal.FinishEvent(ctx, id, o, d, le, at, settled...)
+}
+
+// TestASaleCostsThreeJournalWrites: the delivery, the claim (which must be
+// on disk before Sanity is written), and the outcome with the sale marked
+// applied, in one transaction.
+func TestASaleCostsThreeJournalWrites(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1")
+	e.artwork("a2")
+	j := &writeLog{Journal: e.journal}
+	e.mustHandle(e.fulfillerWith("p1", e.catalog(token), j), paid("evt_1", "cs_1", "a1"), stock.OutcomeSold)
+	if got := strings.Join(j.writes, " "); got != "RecordDelivery InsertSale FinishEvent+1" {
+		t.Errorf("writes: %s", got)
+	}
+	if s := e.sale("a1", "cs_1"); s.AppliedRev != e.rev("a1") || s.LeaseOwner != "" {
+		t.Errorf("sale not marked applied: %+v", s)
+	}
+	j.writes = nil
+	e.mustHandle(e.fulfillerWith("p1", e.catalog(token), j), paid("evt_2", "cs_2", "a1", "a2"), stock.OutcomeDoubleSale)
+	if got := strings.Join(j.writes, " "); got != "RecordDelivery InsertSale InsertSale FinishEvent+1" {
+		t.Errorf("cart writes: %s", got)
+	}
+}
+
 func TestDuplicates(t *testing.T) {
 	e := newEnv(t)
 	e.artwork("a1")
@@ -610,18 +665,11 @@ func (c crashJournal) InsertSale(ctx context.Context, s stock.Sale) error {
 	return c.Journal.InsertSale(ctx, s)
 }
 
-func (c crashJournal) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
-	if c.failAt == "UpdateSale" {
-		return s, errCrash
-	}
-	return c.Journal.UpdateSale(ctx, s)
-}
-
-func (c crashJournal) FinishEvent(ctx context.Context, id string, o stock.Outcome, d, le string, at time.Time) error {
+func (c crashJournal) FinishEvent(ctx context.Context, id string, o stock.Outcome, d, le string, at time.Time, settled ...stock.Sale) error {
 	if c.failAt == "FinishEvent" {
 		return errCrash
 	}
-	return c.Journal.FinishEvent(ctx, id, o, d, le, at)
+	return c.Journal.FinishEvent(ctx, id, o, d, le, at, settled...)
 }
 
 // crashCatalog commits the write, then dies before hearing back.
@@ -670,8 +718,8 @@ func TestRestartAfterCrashAtEachStep(t *testing.T) {
 	}{
 		{"before the claim", func(j stock.Journal) stock.Journal { return crashJournal{j, "InsertSale"} }, nil, "cs_2"},
 		{"after the Sanity commit", nil, func(c stock.Catalog) stock.Catalog { return crashCatalog{c} }, "cs_1"},
-		{"before marking applied", func(j stock.Journal) stock.Journal { return crashJournal{j, "UpdateSale"} }, nil, "cs_1"},
-		{"before recording the outcome", func(j stock.Journal) stock.Journal { return crashJournal{j, "FinishEvent"} }, nil, "cs_1"},
+		// The sale is marked applied with the outcome, in one transaction.
+		{"before recording the sale and the outcome", func(j stock.Journal) stock.Journal { return crashJournal{j, "FinishEvent"} }, nil, "cs_1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -720,7 +768,7 @@ func TestRestartAfterCrashAtEachStep(t *testing.T) {
 func TestLiveLeaseOfAnotherProcessIsNotOverridden(t *testing.T) {
 	e := newEnv(t)
 	e.artwork("a1")
-	if _, err := e.handle(e.fulfillerWith("dead", e.catalog(token), crashJournal{e.journal, "UpdateSale"}), paid("evt_1", "cs_1", "a1")); err == nil {
+	if _, err := e.handle(e.fulfillerWith("dead", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), paid("evt_1", "cs_1", "a1")); err == nil {
 		t.Fatal("no crash")
 	}
 	_, err := e.handle(e.fulfiller("p2"), paid("evt_1", "cs_1", "a1"))

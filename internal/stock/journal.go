@@ -97,8 +97,11 @@ type Journal interface {
 	// returns the row as stored, whose Outcome is the one from before this
 	// delivery.
 	RecordDelivery(ctx context.Context, ev Event, at time.Time) (EventRecord, error)
-	// FinishEvent stores the outcome of processing an event.
-	FinishEvent(ctx context.Context, eventID string, outcome Outcome, detail, lastError string, at time.Time) error
+	// FinishEvent stores the outcome of processing an event and, in the
+	// same transaction, the sale rows the processing settled, each as
+	// UpdateSale would write it (UpdatedAt zero: at). If one of them was
+	// written by somebody else meanwhile, nothing is stored: ErrStale.
+	FinishEvent(ctx context.Context, eventID string, outcome Outcome, detail, lastError string, at time.Time, settled ...Sale) error
 	// Sales returns every sale row of an artwork.
 	Sales(ctx context.Context, artworkID string) ([]Sale, error)
 	// InsertSale adds a row. It fails with ErrSaleTaken if s is active and

@@ -2,6 +2,7 @@ package stock
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -45,4 +46,25 @@ func (k *keyedLocks) lock(ctx context.Context, key string) (unlock func(), err e
 		release()
 		return nil, ctx.Err()
 	}
+}
+
+// lockAll locks every key, in sorted order so that two callers locking
+// overlapping sets cannot deadlock, and returns one unlock for all of them.
+func (k *keyedLocks) lockAll(ctx context.Context, keys []string) (unlock func(), err error) {
+	keys = slices.Sorted(slices.Values(keys))
+	unlocks := make([]func(), 0, len(keys))
+	unlockAll := func() {
+		for _, u := range slices.Backward(unlocks) {
+			u()
+		}
+	}
+	for _, key := range keys {
+		u, err := k.lock(ctx, key)
+		if err != nil {
+			unlockAll()
+			return nil, err
+		}
+		unlocks = append(unlocks, u)
+	}
+	return unlockAll, nil
 }
