@@ -30,10 +30,11 @@ const (
 // flush many commits with one WAL write; 16 covers a busy replica without
 // crowding max_connections when several replicas run. SQLite readers never
 // block each other or the writer in WAL mode, and a read of an artwork's
-// sales takes tens of microseconds, so two cover the rules' reads: with four,
-// each connection's cache (which every commit invalidates) was colder, and an
-// event cost about 5 % more CPU and 0.4 MiB more memory at 16 concurrent
-// webhooks (six interleaved runs of the bench).
+// sales takes tens of microseconds, so two cover the rules' reads. With four,
+// an event cost about 5 % more CPU and the process 0.4 MiB more memory at 16
+// concurrent webhooks (six interleaved runs of the bench), probably because
+// each connection's page cache, which every commit invalidates, is refilled
+// on its own.
 const (
 	postgresConns = 16
 	sqliteReaders = 2
