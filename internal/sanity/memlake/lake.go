@@ -7,11 +7,13 @@
 // _updatedAt; drafts ("drafts.<id>") and release versions
 // ("versions.<release>.<id>") as ordinary documents; atomic transactions
 // whose every written document gets _rev = the transaction id; a committed
-// transaction id refused when sent again; ifRevisionID guards; dryRun.
+// transaction id refused when sent again; ifRevisionID guards; dryRun; a
+// patch by query, resolved inside its transaction, for the one filter
+// soldout sends (an artwork's draft and release versions still on sale).
 //
-// What it does not: GROQ beyond the two queries soldout sends (anything else
+// What it does not: GROQ beyond the queries soldout sends (anything else
 // is a queryParseError), perspectives (every query behaves as raw), patch
-// operations other than set on top-level fields, mutations by query, roles
+// operations other than set on top-level fields, deletes by query, roles
 // (one bearer token may do everything), history, listeners, rate limits,
 // latency or faults (see package sanitytest for those).
 package memlake
