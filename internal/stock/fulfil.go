@@ -442,7 +442,8 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 		log.Warn("delayed payment failed for a sale already recorded as paid: left sold; check the payment in the Stripe Dashboard")
 		return OutcomeIgnored, nil
 	case SaleDoubleSale:
-		return OutcomeReleased, f.markReleased(ev, *own, settled)
+		f.markReleased(ev, *own, settled)
+		return OutcomeReleased, nil
 	}
 	if own.AppliedRev == "" && own.LeaseOwner != f.Owner && own.LeaseUntil.After(now) {
 		return "", Wrap(Unavailable, ErrBusy, "artwork %s; Stripe will retry", id)
@@ -452,9 +453,12 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 		return "", err
 	}
 	out := OutcomeReleased
+	txID := TransactionID(own.SessionID, id, "release", own.AppliedRev)
 	switch {
 	case art.Published == nil || own.AppliedRev == "" && art.Published.IsAvailable():
 		// Nothing of ours to undo.
+	case art.Published.Rev == txID:
+		// An earlier delivery released it, and the journal did not hear.
 	case own.AppliedRev != "" && art.Published.Rev == own.AppliedRev:
 		ours := map[string]bool{own.AppliedRev: true, draftTransactionID(*own, own.AppliedRev): true}
 		var revert []Variant
@@ -464,7 +468,6 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 			}
 		}
 		if len(revert) > 0 {
-			txID := TransactionID(own.SessionID, id, "release", own.AppliedRev)
 			if err := f.Catalog.SetAvailable(ctx, txID, true, revert); err != nil {
 				return "", err
 			}
@@ -474,14 +477,15 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 		log.Warn("delayed payment failed, but the artwork was changed in Sanity since soldout took it: left unavailable; check it in the Studio and make it available by hand if it is still for sale",
 			"current_rev", art.Published.Rev, "soldout_rev", own.AppliedRev)
 	}
-	return out, f.markReleased(ev, *own, settled)
+	f.markReleased(ev, *own, settled)
+	return out, nil
 }
 
-func (f *Fulfiller) markReleased(ev Event, s Sale, settled *[]Sale) error {
+// markReleased adds s, released by ev, to the rows recorded with ev's outcome.
+func (f *Fulfiller) markReleased(ev Event, s Sale, settled *[]Sale) {
 	s.State, s.LeaseOwner, s.LeaseUntil, s.UpdatedAt = SaleReleased, "", time.Time{}, f.now()
 	s.EventIDs = append(s.EventIDs, ev.ID)
 	*settled = append(*settled, s)
-	return nil
 }
 
 // TransactionID derives a Sanity transaction id from what is being applied,

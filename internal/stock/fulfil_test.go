@@ -453,6 +453,24 @@ func TestDelayedPayments(t *testing.T) {
 			t.Fatal("soldout overwrote an editor's change")
 		}
 	})
+	t.Run("held, failed, the journal's write lost: released on redelivery", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		f := e.fulfiller("p1")
+		e.mustHandle(f, event("evt_1", stock.CheckoutCompleted, "cs_1", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+		failed := event("evt_2", stock.CheckoutAsyncFailed, "cs_1", "", "a1")
+		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), failed); err == nil {
+			t.Fatal("the crash did not surface")
+		}
+		if e.available("a1") != "true" {
+			t.Fatal("Sanity was not released before the crash")
+		}
+		// Sanity holds soldout's own release: not an editor's change.
+		e.mustHandle(f, failed, stock.OutcomeReleased)
+		if s := e.sale("a1", "cs_1"); s.State != stock.SaleReleased {
+			t.Fatalf("sale %+v", s)
+		}
+	})
 	t.Run("failure overtakes the completion", func(t *testing.T) {
 		e := newEnv(t)
 		e.artwork("a1")
