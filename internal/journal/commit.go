@@ -26,8 +26,8 @@ import (
 // the commit is under way. That is only for a write that a later, committed
 // write of the same caller depends on, so that losing the staged write makes
 // the later one fail: recording a delivery that is still to be processed,
-// which finishing the event must find. One commit wait fewer per event is an
-// eighth more events per second at 16 concurrent webhooks.
+// which finishing the event must find. One commit wait fewer per event gave
+// 7 % more events per second at 16 concurrent webhooks.
 //
 // A write that fails must undo its own changes and nobody else's. Most
 // failures are the journal's own verdicts (a sale taken, a stale version),
