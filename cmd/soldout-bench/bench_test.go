@@ -1,6 +1,9 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,5 +47,33 @@ func TestSummaries(t *testing.T) {
 	}
 	if m := medianRun(runs[:2]); m.EventsPerSecond != 20 {
 		t.Errorf("median of two = %v, want the mean of both", m.EventsPerSecond)
+	}
+}
+
+func TestCeilingSellsWhatItIsSent(t *testing.T) {
+	fk, prefix, err := startSeeded(0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fk.close()
+	srv := httptest.NewServer(ceilingHandler(newCeilingClient(fk.url, 2)))
+	defer srv.Close()
+	wh := &webhooks{url: srv.URL + "/api/webhook", secret: "whsec_test", client: srv.Client(), events: makeEvents(prefix, 0, 2)}
+	if res := drive(t.Context(), 2, 2, wh.send); res.first != "" {
+		t.Fatalf("ceiling: %d non-2xx, %d unexpected; first: %s", res.non2xx, res.unexpected, res.first)
+	}
+	if n := fk.stillAvailable(prefix, 0, 2); n != 0 {
+		t.Errorf("%d artworks still available after the ceiling sold them", n)
+	}
+	if got, want := fk.requests(), (requests{Doc: 2, Mutate: 2}); got != want {
+		t.Errorf("Sanity requests = %+v, want %+v: the ceiling must make soldout's requests", got, want)
+	}
+	resp, err := srv.Client().Post(wh.url, "application/json", strings.NewReader(`{"id":"evt_1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("an event without an artwork: %d, want 400", resp.StatusCode)
 	}
 }

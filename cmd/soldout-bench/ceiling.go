@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"time"
 
 	"soldout/internal/sanity"
@@ -17,11 +21,12 @@ import (
 
 // The ceiling is a minimal program that makes, per event, exactly the Sanity
 // requests soldout makes for a sale of an artwork without draft or release
-// versions — and nothing else: no webhook, no signature, no journal, no
-// rules. It runs as a child process of its own (the bench binary run as
-// `soldout-bench ceiling-worker`), so that, as with soldout, the requests
-// cross from one process to another. soldout can only be slower; how much
-// slower is soldout's own cost.
+// versions — and nothing else: no signature, no decoding, no journal, no
+// rules. It is measured the way soldout is: it runs as a child process (the
+// bench binary run as `soldout-bench ceiling-worker`) behind a net/http
+// server, and the same load generator sends it the same signed events over
+// loopback while the same Sanity fake answers it. soldout can only be
+// slower; how much slower is soldout's own cost.
 //
 // Per event, as soldout's stock.Fulfiller and sanity.Client do:
 //  1. GET doc/<id>: the published document's revision;
@@ -100,87 +105,76 @@ func (cc *ceilingClient) event(ctx context.Context, id string) outcome {
 	return o
 }
 
-// ceilingReport is what the worker prints for its parent.
-type ceilingReport struct {
-	WallNs      int64   `json:"wall_ns"`
-	LatenciesNs []int64 `json:"latencies_ns"` // sorted
-	Non2xx      int     `json:"non_2xx"`
-	Unexpected  int     `json:"unexpected"`
-	First       string  `json:"first,omitempty"`
-	CPUNs       int64   `json:"cpu_ns"` // during the measured events
-	PeakRSS     int64   `json:"peak_rss"`
+var (
+	artworkKey    = []byte(`"artworkId":"`)
+	ceilingAnswer = []byte(`{"received":true,"outcome":"sold"}`)
+)
+
+// ServeHTTP takes the artwork out of the event by a byte search, not by
+// decoding it — the least a program can do to know what to patch — makes
+// the two Sanity requests and answers as soldout does.
+func (cc *ceilingClient) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	i := bytes.Index(body, artworkKey)
+	if err != nil || i < 0 {
+		http.Error(w, "no artworkId in the event", http.StatusBadRequest)
+		return
+	}
+	id, _, ok := bytes.Cut(body[i+len(artworkKey):], []byte(`"`))
+	if !ok {
+		http.Error(w, "no artworkId in the event", http.StatusBadRequest)
+		return
+	}
+	if o := cc.event(r.Context(), string(id)); !o.ok {
+		http.Error(w, o.failure, http.StatusBadGateway)
+		return
+	}
+	w.Header()["Content-Type"] = jsonType
+	_, _ = w.Write(ceilingAnswer)
 }
 
-// runCeilingWorker is the child side of the ceiling: warm-up events, then the
-// measured ones, then a JSON report on stdout.
-func runCeilingWorker(ctx context.Context, args []string, stdout io.Writer) error {
+// ceilingHandler serves the two routes the load generator uses.
+func ceilingHandler(cc *ceilingClient) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.Handle("POST /api/webhook", cc)
+	return mux
+}
+
+// runCeilingWorker is the child side of the ceiling: a server until SIGTERM.
+func runCeilingWorker(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("ceiling-worker", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	base := fs.String("sanity", "", "the fake's base URL")
-	prefix := fs.String("prefix", "", "artwork id prefix")
-	n := fs.Int("n", 0, "measured events")
-	warmup := fs.Int("warmup", 0, "warm-up events, before the measured ones")
-	c := fs.Int("c", 1, "concurrency")
+	c := fs.Int("c", 1, "concurrency, for the size of the connection pool")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cc := newCeilingClient(*base, *c)
-	drive(ctx, *c, *warmup, func(ctx context.Context, i int) outcome { return cc.event(ctx, artworkID(*prefix, i)) })
-	pid := os.Getpid()
-	cpu0, err := procCPU(pid)
+	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	res := drive(ctx, *c, *n, func(ctx context.Context, i int) outcome { return cc.event(ctx, artworkID(*prefix, *warmup+i)) })
-	cpu1, err := procCPU(pid)
-	if err != nil {
+	srv := &http.Server{Handler: ceilingHandler(newCeilingClient(*base, *c)), ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Shutdown(context.Background())
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	rss, err := procPeakRSS(pid)
-	if err != nil {
-		return err
-	}
-	rep := ceilingReport{WallNs: int64(res.wall), Non2xx: res.non2xx, Unexpected: res.unexpected, First: res.first,
-		CPUNs: int64(cpu1 - cpu0), PeakRSS: rss}
-	for _, d := range res.latencies {
-		rep.LatenciesNs = append(rep.LatenciesNs, int64(d))
-	}
-	return json.NewEncoder(stdout).Encode(rep)
+	return nil
 }
 
-// ceilingRun runs the worker against a freshly seeded fake.
+// ceilingRun measures the ceiling worker as soldoutRun measures soldout.
 func ceilingRun(ctx context.Context, o *options, c int) (runResult, error) {
-	fk, prefix, err := startSeeded(o.sanityLatency, o.warmup+o.n)
-	if err != nil {
-		return runResult{}, err
-	}
-	defer fk.close()
 	self, err := os.Executable()
 	if err != nil {
 		return runResult{}, err
 	}
-	cmd := exec.CommandContext(ctx, self, "ceiling-worker", "-sanity", fk.url, "-prefix", prefix,
-		"-n", fmt.Sprint(o.n), "-warmup", fmt.Sprint(o.warmup), "-c", fmt.Sprint(c))
-	stderr := &tail{max: 8 << 10}
-	cmd.Stderr = stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return runResult{}, fmt.Errorf("ceiling worker: %w\n%s", err, stderr)
-	}
-	var rep ceilingReport
-	if err := json.Unmarshal(out, &rep); err != nil {
-		return runResult{}, fmt.Errorf("ceiling worker's report: %w", err)
-	}
-	lat := make([]time.Duration, len(rep.LatenciesNs))
-	for i, d := range rep.LatenciesNs {
-		lat[i] = time.Duration(d)
-	}
-	reqs := fk.requests()
-	r := newRunResult("ceiling", "", c, o.n, loadResult{
-		wall: time.Duration(rep.WallNs), latencies: lat, non2xx: rep.Non2xx, unexpected: rep.Unexpected, first: rep.First,
+	return measure(ctx, o, c, "ceiling", func(addr, sanityURL, _ string) (*server, error) {
+		cmd := exec.Command(self, "ceiling-worker", "-addr", addr, "-sanity", sanityURL, "-c", strconv.Itoa(c))
+		cmd.Env = runtimeEnv()
+		return startChild(cmd, addr)
 	})
-	// Every event makes the same requests, warm-up ones included.
-	r.setRequests(reqs, o.warmup+o.n)
-	r.setProcess(time.Duration(rep.CPUNs), rep.PeakRSS)
-	r.StillAvailable = fk.stillAvailable(prefix, o.warmup, o.n)
-	return r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +17,7 @@ import (
 	"time"
 )
 
-// server is a `soldout serve` child process.
+// server is a child process under measure: `soldout serve` or the ceiling.
 type server struct {
 	cmd    *exec.Cmd
 	url    string // http://host:port
@@ -25,18 +26,23 @@ type server struct {
 	err    error // Wait's, once exited is closed
 }
 
-// serverEnv is the child's whole environment: nothing of the caller's leaks
+// runtimeEnv is a child's base environment: nothing of the caller's leaks
 // in (a DATABASE_URL or SOLDOUT_METRICS_ADDR would change what is measured)
 // except the Go runtime's own knobs, so that GOGC or GOMAXPROCS experiments
 // stay possible.
-func serverEnv(o *options, sanityURL, journalURL, secret string) []string {
+func runtimeEnv() []string {
 	env := []string{"PATH=" + os.Getenv("PATH")}
 	for _, k := range []string{"HOME", "GOGC", "GOMAXPROCS", "GOMEMLIMIT", "GODEBUG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
 	}
-	return append(env,
+	return env
+}
+
+// serverEnv is soldout's whole environment.
+func serverEnv(o *options, sanityURL, journalURL, secret string) []string {
+	return append(runtimeEnv(),
 		"STRIPE_WEBHOOK_SECRET="+secret,
 		"SANITY_PROJECT_ID=bench", "SANITY_DATASET="+fakeDataset, "SANITY_API_TOKEN="+fakeToken,
 		"SANITY_API_HOST="+sanityURL,
@@ -48,14 +54,19 @@ func serverEnv(o *options, sanityURL, journalURL, secret string) []string {
 	)
 }
 
-// startServer execs the binary; it does not wait for it to listen.
+// startServer execs soldout serve; it does not wait for it to listen.
 func startServer(o *options, addr string, env []string) (*server, error) {
 	cmd := exec.Command(o.binary, "serve", "-addr", addr)
 	cmd.Env = env
+	return startChild(cmd, addr)
+}
+
+// startChild starts cmd, a server that will listen on addr.
+func startChild(cmd *exec.Cmd, addr string) (*server, error) {
 	s := &server{cmd: cmd, url: "http://" + addr, stderr: &tail{max: 8 << 10}, exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", o.binary, err)
+		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
 	go func() {
 		s.err = cmd.Wait()
@@ -64,9 +75,12 @@ func startServer(o *options, addr string, env []string) (*server, error) {
 	return s, nil
 }
 
+// name is the child's program and subcommand, for errors.
+func (s *server) name() string { return filepath.Base(s.cmd.Path) + " " + s.cmd.Args[1] }
+
 // died describes an early exit of the child, with the end of its stderr.
 func (s *server) died() error {
-	return fmt.Errorf("soldout exited: %v\n%s", s.err, s.stderr)
+	return fmt.Errorf("%s exited: %v\n%s", s.name(), s.err, s.stderr)
 }
 
 // waitHealthy polls GET /healthz until it answers 200.
@@ -89,7 +103,7 @@ func (s *server) waitHealthy(ctx context.Context, timeout time.Duration) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return fmt.Errorf("soldout did not answer /healthz within %v\n%s", timeout, s.stderr)
+	return fmt.Errorf("%s did not answer /healthz within %v\n%s", s.name(), timeout, s.stderr)
 }
 
 // stop asks the child to finish (SIGTERM) and kills it if it takes longer
@@ -106,10 +120,10 @@ func (s *server) stop() error {
 	case <-time.After(15 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-s.exited
-		return fmt.Errorf("soldout did not stop within 15s of SIGTERM; killed\n%s", s.stderr)
+		return fmt.Errorf("%s did not stop within 15s of SIGTERM; killed\n%s", s.name(), s.stderr)
 	}
 	if s.err != nil {
-		return fmt.Errorf("soldout stopped with %v\n%s", s.err, s.stderr)
+		return fmt.Errorf("%s stopped with %v\n%s", s.name(), s.err, s.stderr)
 	}
 	return nil
 }

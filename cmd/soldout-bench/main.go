@@ -9,7 +9,7 @@
 //
 // Modes (-mode, comma-separated, or all):
 //
-//	ceiling  the same Sanity requests per event from a minimal program: the bound
+//	ceiling  a minimal program that only makes soldout's Sanity requests: the bound
 //	soldout  soldout under load: events/s, latency, Sanity requests, RSS, CPU
 //	cold     exec → first 2xx with an empty journal, median of -cold-runs
 //	sweep    ceiling and soldout at each concurrency of -sweep
@@ -153,7 +153,7 @@ type summary struct {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "ceiling-worker" {
-		return runCeilingWorker(ctx, args[1:], stdout)
+		return runCeilingWorker(ctx, args[1:])
 	}
 	o, err := parseOptions(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -278,7 +278,7 @@ type runResult struct {
 	PeakRSSMiB     float64  `json:"peak_rss_mib"` // of the soldout (or ceiling) process, its whole life
 	CPUSeconds     float64  `json:"cpu_seconds"`  // of that process, during the measured events
 	CPUMsPerEvent  float64  `json:"cpu_ms_per_event"`
-	BenchCPU       float64  `json:"bench_cpu_seconds,omitempty"` // load generator and fake, soldout runs only
+	BenchCPU       float64  `json:"bench_cpu_seconds,omitempty"` // load generator and fake
 }
 
 func newRunResult(mode, journal string, c, n int, lr loadResult) runResult {
@@ -354,9 +354,17 @@ func freshSoldoutRun(ctx context.Context, o *options, js journals, c int) (runRe
 	return r, err
 }
 
-// soldoutRun starts soldout on the journal at url and a freshly seeded fake,
-// warms it up, and measures o.n events at concurrency c.
+// soldoutRun measures soldout on the journal at url.
 func soldoutRun(ctx context.Context, o *options, c int, journalURL string) (runResult, error) {
+	return measure(ctx, o, c, "soldout", func(addr, sanityURL, secret string) (*server, error) {
+		return startServer(o, addr, serverEnv(o, sanityURL, journalURL, secret))
+	})
+}
+
+// measure starts a server with launch, in front of a freshly seeded fake,
+// warms it up, and measures o.n events at concurrency c.
+func measure(ctx context.Context, o *options, c int, mode string,
+	launch func(addr, sanityURL, secret string) (*server, error)) (runResult, error) {
 	fk, prefix, err := startSeeded(o.sanityLatency, o.warmup+o.n)
 	if err != nil {
 		return runResult{}, err
@@ -368,7 +376,7 @@ func soldoutRun(ctx context.Context, o *options, c int, journalURL string) (runR
 	if err != nil {
 		return runResult{}, err
 	}
-	srv, err := startServer(o, addr, serverEnv(o, fk.url, journalURL, secret))
+	srv, err := launch(addr, fk.url, secret)
 	if err != nil {
 		return runResult{}, err
 	}
@@ -408,7 +416,7 @@ func soldoutRun(ctx context.Context, o *options, c int, journalURL string) (runR
 	if err := srv.stop(); err != nil {
 		return runResult{}, err
 	}
-	r := newRunResult("soldout", "", c, o.n, lr)
+	r := newRunResult(mode, "", c, o.n, lr)
 	r.setRequests(reqs, o.n)
 	r.setProcess(cpu1-cpu0, rss)
 	r.BenchCPU = (bench1 - bench0).Seconds()
