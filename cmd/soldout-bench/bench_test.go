@@ -77,3 +77,21 @@ func TestCeilingSellsWhatItIsSent(t *testing.T) {
 		t.Errorf("an event without an artwork: %d, want 400", resp.StatusCode)
 	}
 }
+
+func TestStealPercent(t *testing.T) {
+	for _, c := range []struct {
+		a, b cpuTicks
+		want float64
+	}{
+		{cpuTicks{total: 100, steal: 10}, cpuTicks{total: 300, steal: 30}, 10},
+		{cpuTicks{total: 100, steal: 10}, cpuTicks{total: 100, steal: 10}, 0}, // no time passed
+		{cpuTicks{}, cpuTicks{}, 0},                                           // no /proc/stat
+	} {
+		if got := stealPercent(c.a, c.b); got != c.want {
+			t.Errorf("stealPercent(%+v, %+v) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+	if now := machineCPU(); now.total <= 0 || now.steal < 0 || now.steal > now.total {
+		t.Errorf("machineCPU() = %+v: /proc/stat misread", now)
+	}
+}

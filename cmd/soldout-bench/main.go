@@ -279,6 +279,10 @@ type runResult struct {
 	CPUSeconds     float64  `json:"cpu_seconds"`  // of that process, during the measured events
 	CPUMsPerEvent  float64  `json:"cpu_ms_per_event"`
 	BenchCPU       float64  `json:"bench_cpu_seconds,omitempty"` // load generator and fake
+	// StealPercent is the machine's CPU time that the hypervisor gave to
+	// other guests during the measured events: above a few percent, the
+	// run measured the neighbours too.
+	StealPercent float64 `json:"steal_percent"`
 }
 
 func newRunResult(mode, journal string, c, n int, lr loadResult) runResult {
@@ -327,6 +331,7 @@ func medianRun(runs []runResult) runResult {
 		func(r *runResult) *float64 { return &r.CPUSeconds },
 		func(r *runResult) *float64 { return &r.CPUMsPerEvent },
 		func(r *runResult) *float64 { return &r.BenchCPU },
+		func(r *runResult) *float64 { return &r.StealPercent },
 	} {
 		med(f)
 	}
@@ -401,7 +406,9 @@ func measure(ctx context.Context, o *options, c int, mode string,
 		return runResult{}, err
 	}
 	bench0, _ := procCPU(self)
+	ticks0 := machineCPU()
 	lr := drive(ctx, c, o.n, wh.send)
+	ticks1 := machineCPU()
 	cpu1, err := procCPU(pid)
 	if err != nil {
 		return runResult{}, err
@@ -420,6 +427,7 @@ func measure(ctx context.Context, o *options, c int, mode string,
 	r.setRequests(reqs, o.n)
 	r.setProcess(cpu1-cpu0, rss)
 	r.BenchCPU = (bench1 - bench0).Seconds()
+	r.StealPercent = stealPercent(ticks0, ticks1)
 	r.StillAvailable = fk.stillAvailable(prefix, o.warmup, o.n)
 	return r, nil
 }

@@ -5,8 +5,12 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"soldout/internal/stripehook"
 )
 
 // machine describes where the numbers were taken.
@@ -17,6 +21,11 @@ type machine struct {
 	Kernel    string `json:"kernel"`
 	Go        string `json:"go"`
 	JournalFS string `json:"journal_fs"` // filesystem of the SQLite journals' directory
+	// ReferenceDecodeUs is what this machine takes, alone, to decode one
+	// benchmark event with stripehook.Decode: shared virtual machines of the
+	// same model differ by 2× from one day to the next, and this says which
+	// kind of day a report comes from.
+	ReferenceDecodeUs float64 `json:"reference_decode_us"`
 }
 
 func machineInfo(dir string) machine {
@@ -43,7 +52,54 @@ func machineInfo(dir string) machine {
 		dir = os.TempDir()
 	}
 	m.JournalFS = filesystem(dir)
+	m.ReferenceDecodeUs = referenceDecode()
 	return m
+}
+
+// referenceDecode times stripehook.Decode of one benchmark event for 300 ms
+// in this goroutine and returns the mean per decode, in µs.
+func referenceDecode() float64 {
+	body := makeEvents("ref", 0, 1)[0].body
+	n, start := 0, time.Now()
+	for time.Since(start) < 300*time.Millisecond {
+		if _, err := stripehook.Decode(body); err != nil {
+			panic(fmt.Sprintf("the benchmark's own event does not decode: %v", err))
+		}
+		n++
+	}
+	return float64(time.Since(start).Microseconds()) / float64(n)
+}
+
+// cpuTicks is the machine's CPU time from /proc/stat, all CPUs: the total,
+// and what the hypervisor gave to other guests while this one wanted to run.
+type cpuTicks struct{ total, steal int64 }
+
+func machineCPU() cpuTicks {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(first)
+	var t cpuTicks
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i < 8 { // user … steal; guest times are already in user
+			t.total += n
+		}
+		if i == 7 {
+			t.steal = n
+		}
+	}
+	return t
+}
+
+// stealPercent is the share of the machine's CPU time stolen between a and b.
+func stealPercent(a, b cpuTicks) float64 {
+	if b.total <= a.total {
+		return 0
+	}
+	return 100 * float64(b.steal-a.steal) / float64(b.total-a.total)
 }
 
 // filesystem names the filesystem holding dir, by statfs(2)'s magic number.
@@ -74,12 +130,13 @@ func printMachine(w io.Writer, m machine, s settings) {
 	if s.Journal == "sqlite" {
 		fmt.Fprintf(w, " on %s", m.JournalFS)
 	}
-	fmt.Fprintf(w, "\nevents %d per run after %d warm-up, concurrency %d, Sanity fake latency %v ms, SOLDOUT_SANITY_RATE %g\n",
+	fmt.Fprintf(w, "\nreference: one event decoded in %.1f µs on this machine now\n", m.ReferenceDecodeUs)
+	fmt.Fprintf(w, "events %d per run after %d warm-up, concurrency %d, Sanity fake latency %v ms, SOLDOUT_SANITY_RATE %g\n",
 		s.Events, s.Warmup, s.Concurrency, s.SanityLatencyMs, s.SanityRate)
 }
 
-const runHeader = "| run | C | events/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | other failures | Sanity req/event | peak RSS MiB | CPU s | CPU ms/event |\n" +
-	"|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+const runHeader = "| run | C | events/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | other failures | Sanity req/event | peak RSS MiB | CPU s | CPU ms/event | steal % |\n" +
+	"|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
 
 func runName(r runResult) string {
 	name := r.Mode
@@ -94,9 +151,9 @@ func runName(r runResult) string {
 }
 
 func printRow(w io.Writer, r runResult) {
-	fmt.Fprintf(w, "| %s | %d | %.0f | %.2f | %.2f | %.2f | %.1f | %d | %d | %.2f | %.1f | %.2f | %.3f |\n",
+	fmt.Fprintf(w, "| %s | %d | %.0f | %.2f | %.2f | %.2f | %.1f | %d | %d | %.2f | %.1f | %.2f | %.3f | %.1f |\n",
 		runName(r), r.Concurrency, r.EventsPerSecond, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max,
-		r.Non2xx, r.Unexpected+r.StillAvailable, r.SanityPerEvent, r.PeakRSSMiB, r.CPUSeconds, r.CPUMsPerEvent)
+		r.Non2xx, r.Unexpected+r.StillAvailable, r.SanityPerEvent, r.PeakRSSMiB, r.CPUSeconds, r.CPUMsPerEvent, r.StealPercent)
 }
 
 func printFailures(w io.Writer, rs ...runResult) {
