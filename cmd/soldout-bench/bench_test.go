@@ -85,7 +85,7 @@ func TestStealPercent(t *testing.T) {
 	}{
 		{cpuTicks{total: 100, steal: 10}, cpuTicks{total: 300, steal: 30}, 10},
 		{cpuTicks{total: 100, steal: 10}, cpuTicks{total: 100, steal: 10}, 0}, // no time passed
-		{cpuTicks{}, cpuTicks{}, 0},                                           // no /proc/stat
+		{cpuTicks{}, cpuTicks{}, 0}, // no /proc/stat
 	} {
 		if got := stealPercent(c.a, c.b); got != c.want {
 			t.Errorf("stealPercent(%+v, %+v) = %v, want %v", c.a, c.b, got, c.want)
