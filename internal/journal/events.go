@@ -55,7 +55,7 @@ func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outc
 	finished := millis(at)
 	err := d.atomically(ctx, len(settled) > 0, func(ctx context.Context, st func(*sql.Stmt) *sql.Stmt) error {
 		for _, s := range settled {
-			if _, err := updateSale(ctx, st(d.st.updateSale), s, millisOr(s.UpdatedAt, at)); err != nil {
+			if err := settleSale(ctx, st(d.st.settleSale), s, millisOr(s.UpdatedAt, at)); err != nil {
 				return err
 			}
 		}

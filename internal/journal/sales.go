@@ -73,16 +73,40 @@ func (d *DB) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
 // updateSale runs the versioned update of s on st (the prepared statement,
 // or its copy in a transaction), stamping updated.
 func updateSale(ctx context.Context, st *sql.Stmt, s stock.Sale, updated int64) (stock.Sale, error) {
-	row := st.QueryRowContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
-		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), updated, s.Version)
-	out, err := scanSale(row)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return out, conflict(stock.ErrStale, "update sale %s/%s at version %d", s.ArtworkID, s.SessionID, s.Version)
-	case violatesOneActive(err):
-		return out, conflict(stock.ErrSaleTaken, "update sale %s/%s", s.ArtworkID, s.SessionID)
+	out, err := scanSale(st.QueryRowContext(ctx, saleUpdateArgs(s, updated)...))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = errStaleSale(s)
 	}
-	return out, err
+	return out, saleUpdateError(err, s)
+}
+
+// settleSale is updateSale without reading the row back.
+func settleSale(ctx context.Context, st *sql.Stmt, s stock.Sale, updated int64) error {
+	res, err := st.ExecContext(ctx, saleUpdateArgs(s, updated)...)
+	if err == nil {
+		if n, e := res.RowsAffected(); e != nil {
+			err = e
+		} else if n == 0 {
+			err = errStaleSale(s)
+		}
+	}
+	return saleUpdateError(err, s)
+}
+
+func saleUpdateArgs(s stock.Sale, updated int64) []any {
+	return []any{s.ArtworkID, s.SessionID, string(s.State), s.Email,
+		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), updated, s.Version}
+}
+
+func errStaleSale(s stock.Sale) error {
+	return conflict(stock.ErrStale, "update sale %s/%s at version %d", s.ArtworkID, s.SessionID, s.Version)
+}
+
+func saleUpdateError(err error, s stock.Sale) error {
+	if violatesOneActive(err) {
+		return conflict(stock.ErrSaleTaken, "update sale %s/%s", s.ArtworkID, s.SessionID)
+	}
+	return err
 }
 
 // SaleFilter selects sales for ListSales. Zero fields do not filter.

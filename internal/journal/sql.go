@@ -21,11 +21,18 @@ var eventColsE = "e." + strings.ReplaceAll(eventCols, ", ", ", e.")
 // statements are prepared once, at Open. On SQLite the writes are prepared on
 // the committer's connection and the reads on the read pool.
 type statements struct {
-	recordEvent                         *sql.Stmt
-	addEventArtwork                     *sql.Stmt // SQLite only
-	finishEvent, insertSale, updateSale *sql.Stmt
-	event, sales, salesBySession        *sql.Stmt
+	recordEvent                  *sql.Stmt
+	addEventArtwork              *sql.Stmt // SQLite only
+	finishEvent, insertSale      *sql.Stmt
+	updateSale, settleSale       *sql.Stmt
+	event, sales, salesBySession *sql.Stmt
 }
+
+// saleUpdate is the versioned rewrite of a sale row. UpdateSale returns the
+// row it wrote; FinishEvent, which has no use for it, skips reading it back.
+const saleUpdate = `UPDATE sales SET state = $3, email = $4, amount = $5, currency = $6, event_ids = $7,
+		applied_rev = $8, lease_owner = $9, lease_until = $10, updated_at = $11, version = version + 1
+	WHERE artwork_id = $1 AND session_id = $2 AND version = $12`
 
 // keepOutcome is true when FinishEvent must leave the stored outcome alone.
 const keepOutcome = `(outcome NOT IN ('', 'failed') AND $2 IN ('failed', 'duplicate'))`
@@ -90,10 +97,8 @@ func (st *statements) prepare(ctx context.Context, kind string, w, r preparer) e
 		{w, &st.insertSale, `INSERT INTO sales (` + saleCols + `)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (artwork_id, session_id) DO NOTHING`},
-		{w, &st.updateSale, `UPDATE sales SET state = $3, email = $4, amount = $5, currency = $6, event_ids = $7,
-				applied_rev = $8, lease_owner = $9, lease_until = $10, updated_at = $11, version = version + 1
-			WHERE artwork_id = $1 AND session_id = $2 AND version = $12
-			RETURNING ` + saleCols},
+		{w, &st.updateSale, saleUpdate + ` RETURNING ` + saleCols},
+		{w, &st.settleSale, saleUpdate},
 		{r, &st.event, `SELECT ` + eventCols + `, payload FROM events WHERE id = $1`},
 		{r, &st.sales, `SELECT ` + saleCols + ` FROM sales WHERE artwork_id = $1 ORDER BY created_at, session_id`},
 		{r, &st.salesBySession, `SELECT ` + saleCols + ` FROM sales WHERE session_id = $1 ORDER BY artwork_id`},
