@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -93,5 +94,19 @@ func TestStealPercent(t *testing.T) {
 	}
 	if now := machineCPU(); now.total <= 0 || now.steal < 0 || now.steal > now.total {
 		t.Errorf("machineCPU() = %+v: /proc/stat misread", now)
+	}
+}
+
+func TestServerEnvReachesSoldoutLast(t *testing.T) {
+	o, err := parseOptions([]string{"-mode", "ceiling", "-server-env", "GOMAXPROCS=1", "-server-env", "SOLDOUT_LOG_LEVEL=debug"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := serverEnv(o, "http://sanity", "file:/tmp/j.db", "whsec_x")
+	if got := strings.Join(env[len(env)-2:], " "); got != "GOMAXPROCS=1 SOLDOUT_LOG_LEVEL=debug" {
+		t.Errorf("soldout's environment ends with %q: -server-env must come last, to win over the bench's defaults", got)
+	}
+	if _, err := parseOptions([]string{"-mode", "ceiling", "-server-env", "GOMAXPROCS"}, io.Discard); err == nil {
+		t.Error("-server-env without = accepted")
 	}
 }

@@ -42,7 +42,8 @@ func runtimeEnv() []string {
 
 // serverEnv is soldout's whole environment.
 func serverEnv(o *options, sanityURL, journalURL, secret string) []string {
-	return append(runtimeEnv(),
+	// -server-env comes last: exec takes the last of duplicate keys.
+	return append(append(runtimeEnv(),
 		"STRIPE_WEBHOOK_SECRET="+secret,
 		"SANITY_PROJECT_ID=bench", "SANITY_DATASET="+fakeDataset, "SANITY_API_TOKEN="+fakeToken,
 		"SANITY_API_HOST="+sanityURL,
@@ -51,7 +52,7 @@ func serverEnv(o *options, sanityURL, journalURL, secret string) []string {
 		// One JSON line per event, as in production; stdout goes to
 		// /dev/null, so the write is paid but nothing reads it.
 		"SOLDOUT_LOG_LEVEL=info", "SOLDOUT_LOG_FORMAT=json",
-	)
+	), o.serverEnv...)
 }
 
 // startServer execs soldout serve; it does not wait for it to listen.

@@ -58,6 +58,7 @@ type options struct {
 	sweep         []int
 	history       int
 	jsonPath      string
+	serverEnv     []string // extra KEY=VALUE for soldout alone
 }
 
 var allModes = []string{"ceiling", "soldout", "cold", "sweep", "history"}
@@ -80,6 +81,13 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	sweep := fs.String("sweep", "1,4,16,64", "concurrencies of the sweep")
 	fs.IntVar(&o.history, "history", 1_000_000, "events already in the journal for the history mode")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file as JSON")
+	fs.Func("server-env", "KEY=VALUE for soldout's environment only, e.g. GOMAXPROCS=1 (repeatable); unlike the bench's own environment, it leaves the load generator alone", func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=VALUE", kv)
+		}
+		o.serverEnv = append(o.serverEnv, kv)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -135,14 +143,15 @@ type report struct {
 }
 
 type settings struct {
-	Binary          string  `json:"binary,omitempty"`
-	Events          int     `json:"events"`
-	Concurrency     int     `json:"concurrency"`
-	Warmup          int     `json:"warmup"`
-	SanityLatencyMs float64 `json:"sanity_latency_ms"`
-	SanityRate      float64 `json:"sanity_rate"`
-	Journal         string  `json:"journal"`
-	Repeat          int     `json:"repeat"`
+	Binary          string   `json:"binary,omitempty"`
+	Events          int      `json:"events"`
+	Concurrency     int      `json:"concurrency"`
+	Warmup          int      `json:"warmup"`
+	SanityLatencyMs float64  `json:"sanity_latency_ms"`
+	SanityRate      float64  `json:"sanity_rate"`
+	Journal         string   `json:"journal"`
+	Repeat          int      `json:"repeat"`
+	ServerEnv       []string `json:"server_env,omitempty"`
 }
 
 // summary is the median of repeated runs, and the runs.
@@ -165,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	js := journals{base: o.databaseURL, dir: o.dir}
 	rep := report{Machine: machineInfo(o.dir), Settings: settings{
 		Binary: o.binary, Events: o.n, Concurrency: o.c, Warmup: o.warmup,
-		SanityLatencyMs: ms(o.sanityLatency), SanityRate: o.sanityRate, Journal: js.kind(), Repeat: o.repeat,
+		SanityLatencyMs: ms(o.sanityLatency), SanityRate: o.sanityRate, Journal: js.kind(), Repeat: o.repeat, ServerEnv: o.serverEnv,
 	}}
 	printMachine(stdout, rep.Machine, rep.Settings)
 	if js.kind() == "sqlite" && rep.Machine.JournalFS == "tmpfs" {

@@ -133,6 +133,9 @@ func printMachine(w io.Writer, m machine, s settings) {
 	fmt.Fprintf(w, "\nreference: one event decoded in %.1f µs on this machine now\n", m.ReferenceDecodeUs)
 	fmt.Fprintf(w, "events %d per run after %d warm-up, concurrency %d, Sanity fake latency %v ms, SOLDOUT_SANITY_RATE %g\n",
 		s.Events, s.Warmup, s.Concurrency, s.SanityLatencyMs, s.SanityRate)
+	if len(s.ServerEnv) > 0 {
+		fmt.Fprintf(w, "soldout's extra environment: %s\n", strings.Join(s.ServerEnv, " "))
+	}
 }
 
 const runHeader = "| run | C | events/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | other failures | Sanity req/event | peak RSS MiB | CPU s | CPU ms/event | steal % |\n" +
