@@ -212,7 +212,7 @@ func summarize(rs []ArtworkResult) Outcome {
 //
 // On the first delivery of a completed checkout the artwork almost always
 // has no sale row, so the first round assumes none instead of reading them
-// (a read per sale fewer: measured below in BENCHMARKS.md). A wrong guess
+// (one read per sale fewer; see BENCHMARKS.md). A wrong guess
 // costs a round, not a wrong decision: claim's insert fails with
 // ErrSaleExists or ErrSaleTaken when a row exists, and claim checks the
 // journal before it trusts a surprise from Sanity; the next round reads.
