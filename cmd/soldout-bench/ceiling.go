@@ -115,13 +115,9 @@ var (
 // the two Sanity requests and answers as soldout does.
 func (cc *ceilingClient) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
-	i := bytes.Index(body, artworkKey)
-	if err != nil || i < 0 {
-		http.Error(w, "no artworkId in the event", http.StatusBadRequest)
-		return
-	}
-	id, _, ok := bytes.Cut(body[i+len(artworkKey):], []byte(`"`))
-	if !ok {
+	_, rest, found := bytes.Cut(body, artworkKey)
+	id, _, closed := bytes.Cut(rest, []byte(`"`))
+	if err != nil || !found || !closed {
 		http.Error(w, "no artworkId in the event", http.StatusBadRequest)
 		return
 	}
