@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -29,17 +30,17 @@ import (
 // slower; how much slower is soldout's own cost.
 //
 // Per event, as soldout's stock.Fulfiller and sanity.Client do:
-//  1. GET doc/<id>: the published document's revision;
-//  2. POST mutate: one transaction, the guarded patch isAvailable=false of
-//     the published document and the patch by query of its other versions.
+//  1. GET doc/<id>,drafts.<id> and, concurrently, GET query versionOf(<id>);
+//  2. POST mutate: the guarded patch isAvailable=false;
+//  3. GET doc/drafts.<id>: the draft read again after the write.
 
-// ceilingOtherVersions is the filter soldout's sanity.Client sends.
-const ceilingOtherVersions = `*[(_id == $draft || _id in path($versions)) && isAvailable != false]`
+// ceilingVersionsQuery is the query soldout's sanity.Client sends.
+const ceilingVersionsQuery = `*[sanity::versionOf($id)]{_id,_rev,isAvailable}`
 
 type ceilingClient struct {
-	client            *http.Client
-	docURL, mutateURL string
-	auth              []string
+	client                      *http.Client
+	docURL, queryURL, mutateURL string
+	auth                        []string
 }
 
 func newCeilingClient(base string, c int) *ceilingClient {
@@ -47,6 +48,7 @@ func newCeilingClient(base string, c int) *ceilingClient {
 	return &ceilingClient{
 		client:    newClient(c),
 		docURL:    base + v + "doc/" + fakeDataset + "/",
+		queryURL:  base + v + "query/" + fakeDataset + "?query=" + url.QueryEscape(ceilingVersionsQuery) + "&%24id=",
 		mutateURL: base + v + "mutate/" + fakeDataset + "?returnIds=true&visibility=sync",
 		auth:      []string{"Bearer " + fakeToken},
 	}
@@ -84,7 +86,15 @@ func (cc *ceilingClient) call(ctx context.Context, method, target string, body [
 }
 
 func (cc *ceilingClient) event(ctx context.Context, id string) outcome {
-	doc, o := cc.call(ctx, http.MethodGet, cc.docURL+id, nil)
+	query := make(chan outcome, 1)
+	go func() {
+		_, o := cc.call(ctx, http.MethodGet, cc.queryURL+url.QueryEscape(`"`+id+`"`)+"&perspective=raw", nil)
+		query <- o
+	}()
+	doc, o := cc.call(ctx, http.MethodGet, cc.docURL+id+",drafts."+id, nil)
+	if q := <-query; o.ok && !q.ok {
+		o = q
+	}
 	if !o.ok {
 		return o
 	}
@@ -98,10 +108,12 @@ func (cc *ceilingClient) event(ctx context.Context, id string) outcome {
 	if err := json.Unmarshal(doc, &docs); err != nil || len(docs.Documents) == 0 {
 		return failed("doc %s: %v %s", id, err, doc)
 	}
-	mutation := fmt.Appendf(nil, `{"mutations":[{"patch":{"id":%q,"ifRevisionID":%q,"set":{"isAvailable":false}}},`+
-		`{"patch":{"query":%q,"params":{"draft":%q,"versions":%q},"set":{"isAvailable":false}}}],"transactionId":%q}`,
-		id, docs.Documents[0].Rev, ceilingOtherVersions, "drafts."+id, "versions.*."+id, "ceiling-"+id)
-	_, o = cc.call(ctx, http.MethodPost, cc.mutateURL, mutation)
+	mutation := fmt.Appendf(nil, `{"mutations":[{"patch":{"id":%q,"ifRevisionID":%q,"set":{"isAvailable":false}}}],"transactionId":%q}`,
+		id, docs.Documents[0].Rev, "ceiling-"+id)
+	if _, o := cc.call(ctx, http.MethodPost, cc.mutateURL, mutation); !o.ok {
+		return o
+	}
+	_, o = cc.call(ctx, http.MethodGet, cc.docURL+"drafts."+id, nil)
 	return o
 }
 
@@ -112,7 +124,7 @@ var (
 
 // ServeHTTP takes the artwork out of the event by a byte search, not by
 // decoding it — the least a program can do to know what to patch — makes
-// the two Sanity requests and answers as soldout does.
+// the Sanity requests and answers as soldout does.
 func (cc *ceilingClient) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	_, rest, found := bytes.Cut(body, artworkKey)

@@ -1,7 +1,6 @@
 package sanity
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -28,14 +27,12 @@ type Delete struct {
 	ID string `json:"id"`
 }
 
-// Patch sets top-level fields of an existing document, named by ID, or of
-// every document that Query (a GROQ filter, with Params) matches when the
-// transaction commits. With IfRevisionID it applies only if the document's
-// _rev is still that one.
+// Patch sets top-level fields of an existing document. With IfRevisionID it
+// applies only if the document's _rev is still that one. (Sanity can also
+// patch the documents a query matches, but that query runs on the eventually
+// consistent search store, so soldout names every document it writes.)
 type Patch struct {
-	ID           string         `json:"id,omitempty"`
-	Query        string         `json:"query,omitempty"`
-	Params       map[string]any `json:"params,omitempty"`
+	ID           string         `json:"id"`
 	IfRevisionID string         `json:"ifRevisionID,omitempty"`
 	Set          map[string]any `json:"set"`
 }
@@ -264,15 +261,13 @@ func checkMutation(m Mutation) error {
 			return invalidID(m.Delete.ID)
 		}
 	}
-	if p := m.Patch; p != nil {
+	if m.Patch != nil {
 		n++
-		switch {
-		case p.Query != "" && (p.ID != "" || p.IfRevisionID != ""):
-			return stock.Errorf(stock.Invalid, "sanity mutate: a patch names documents by id or by query, not both, and only a patch by id can be guarded")
-		case p.Query == "" && !validDocID(p.ID):
-			return invalidID(p.ID)
-		case len(p.Set) == 0:
-			return stock.Errorf(stock.Invalid, "sanity mutate: patch of %s sets nothing", cmp.Or(p.ID, p.Query))
+		if !validDocID(m.Patch.ID) {
+			return invalidID(m.Patch.ID)
+		}
+		if len(m.Patch.Set) == 0 {
+			return stock.Errorf(stock.Invalid, "sanity mutate: patch of %s sets nothing", m.Patch.ID)
 		}
 	}
 	if n != 1 {

@@ -112,18 +112,18 @@ func (c *Client) Artwork(ctx context.Context, id string) (stock.Artwork, error) 
 	return art, nil
 }
 
-// Published reads only the published document, from the strongly
-// consistent doc endpoint; nil when it does not exist.
-func (c *Client) Published(ctx context.Context, id string) (*stock.Variant, error) {
+// Draft reads only drafts.<id>, from the strongly consistent doc endpoint;
+// nil when there is none.
+func (c *Client) Draft(ctx context.Context, id string) (*stock.Variant, error) {
 	if !validBaseID(id) {
 		return nil, invalidID(id)
 	}
-	docs, err := getDocuments[variantDoc](ctx, c, []string{id})
+	docs, err := getDocuments[variantDoc](ctx, c, []string{draftPrefix + id})
 	if err != nil {
 		return nil, err
 	}
 	for _, d := range docs {
-		if d.ID == id {
+		if d.ID == draftPrefix+id {
 			v, err := d.variant()
 			if err != nil {
 				return nil, err
@@ -134,38 +134,14 @@ func (c *Client) Published(ctx context.Context, id string) (*stock.Variant, erro
 	return nil, nil
 }
 
-// otherVersionsOnSale matches, when the transaction commits, the draft and
-// the release versions of a published id that still offer it for sale
-// (isAvailable absent counts as for sale, as in stock.Variant). A query
-// rather than ids read earlier, so that a draft or release version created
-// after soldout's read is caught by the same atomic write.
-const otherVersionsOnSale = `*[(_id == $draft || _id in path($versions)) && isAvailable != false]`
-
-// MarkUnavailable sets isAvailable to false, in one transaction, on the
-// published document (guarded by published.Rev) and on every draft and
-// release version of it that offers it for sale at commit time.
-func (c *Client) MarkUnavailable(ctx context.Context, txID string, published stock.Variant) error {
-	if !validBaseID(published.ID) {
-		return invalidID(published.ID)
-	}
-	if published.Rev == "" {
-		return stock.Errorf(stock.Internal, "sanity: %s has no revision to guard the write", published.ID)
-	}
-	set := map[string]any{"isAvailable": false}
-	return c.commitOnce(ctx, txID, []Mutation{
-		{Patch: &Patch{ID: published.ID, IfRevisionID: published.Rev, Set: set}},
-		{Patch: &Patch{Query: otherVersionsOnSale, Params: map[string]any{
-			"draft":    draftPrefix + published.ID,
-			"versions": versionPrefix + "*." + published.ID,
-		}, Set: set}},
-	})
-}
-
 // SetAvailable patches isAvailable on every variant in one transaction,
 // each guarded by the revision it was read at. It writes no other field.
 func (c *Client) SetAvailable(ctx context.Context, txID string, available bool, variants []stock.Variant) error {
 	if len(variants) == 0 {
 		return nil
+	}
+	if txID == "" {
+		return stock.Errorf(stock.Internal, "sanity: SetAvailable needs a deterministic transaction id")
 	}
 	set := map[string]any{"isAvailable": available}
 	muts := make([]Mutation, len(variants))
@@ -175,18 +151,9 @@ func (c *Client) SetAvailable(ctx context.Context, txID string, available bool, 
 		}
 		muts[i] = Mutation{Patch: &Patch{ID: v.ID, IfRevisionID: v.Rev, Set: set}}
 	}
-	return c.commitOnce(ctx, txID, muts)
-}
-
-// commitOnce commits muts as transaction txID, counting an earlier commit of
-// that same id (an attempt whose answer was lost) as this one's success.
-func (c *Client) commitOnce(ctx context.Context, txID string, muts []Mutation) error {
-	if txID == "" {
-		return stock.Errorf(stock.Internal, "sanity: a write needs a deterministic transaction id")
-	}
 	_, err := c.Mutate(ctx, MutateRequest{Mutations: muts, TransactionID: txID})
 	if alreadyCommitted(err) || writtenBy(err, txID) {
-		return nil
+		return nil // an earlier attempt under this id committed
 	}
 	return err
 }

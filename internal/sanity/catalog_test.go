@@ -1,11 +1,9 @@
 package sanity_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"sync"
 	"testing"
 
@@ -84,151 +82,24 @@ func TestArtwork(t *testing.T) {
 	})
 }
 
-func TestPublished(t *testing.T) {
+func TestDraft(t *testing.T) {
 	e := newEnv(t, sanitytest.Options{})
-	if p, err := e.client.Published(t.Context(), "X"); p != nil || err != nil {
-		t.Errorf("nothing stored: %+v %v", p, err)
+	putArtwork(e.lake, "X", nil)
+	if d, err := e.client.Draft(t.Context(), "X"); d != nil || err != nil {
+		t.Errorf("no draft: %+v %v", d, err)
 	}
-	putArtwork(e.lake, "drafts.X", nil)
-	if p, err := e.client.Published(t.Context(), "X"); p != nil || err != nil {
-		t.Errorf("draft only: %+v %v", p, err)
-	}
-	rev := putArtwork(e.lake, "X", map[string]any{"isAvailable": false})
-	p, err := e.client.Published(t.Context(), "X")
-	if err != nil || p == nil || p.ID != "X" || p.Rev != rev || p.IsAvailable() {
-		t.Errorf("published: %+v %v", p, err)
+	rev := putArtwork(e.lake, "drafts.X", map[string]any{"isAvailable": false})
+	d, err := e.client.Draft(t.Context(), "X")
+	if err != nil || d == nil || d.ID != "drafts.X" || d.Rev != rev || d.IsAvailable() {
+		t.Errorf("draft: %+v %v", d, err)
 	}
 	reqs := e.rec.requests()
-	if last := reqs[len(reqs)-1]; last.path != "/v"+sanity.DefaultAPIVersion+"/data/doc/production/X" {
-		t.Errorf("read %s, want the doc endpoint for X alone", last.path)
+	if last := reqs[len(reqs)-1]; last.path != "/v"+sanity.DefaultAPIVersion+"/data/doc/production/drafts.X" {
+		t.Errorf("read %s, want the doc endpoint for drafts.X alone", last.path)
 	}
-	if _, err := e.client.Published(t.Context(), "drafts.X"); stock.ErrorCode(err) != stock.Invalid {
+	if _, err := e.client.Draft(t.Context(), "drafts.X"); stock.ErrorCode(err) != stock.Invalid {
 		t.Errorf("a draft id: %v", err)
 	}
-}
-
-func TestMarkUnavailable(t *testing.T) {
-	avail := func(v any) map[string]any { return map[string]any{"isAvailable": v, "title": "kept"} }
-	tests := []struct {
-		name    string
-		docs    map[string]map[string]any
-		written []string // ids whose _rev becomes the transaction id
-	}{
-		{"published only", map[string]map[string]any{"X": avail(true)}, []string{"X"}},
-		{"field absent counts as on sale", map[string]map[string]any{"X": nil, "drafts.X": nil}, []string{"X", "drafts.X"}},
-		{"draft and release versions on sale", map[string]map[string]any{
-			"X": avail(true), "drafts.X": avail(true), "versions.rA.X": avail(true), "versions.rB.X": nil,
-		}, []string{"X", "drafts.X", "versions.rA.X", "versions.rB.X"}},
-		{"versions already unavailable are left alone", map[string]map[string]any{
-			"X": avail(true), "drafts.X": avail(false), "versions.rA.X": avail(false),
-		}, []string{"X"}},
-		{"other artworks are left alone", map[string]map[string]any{
-			"X": avail(true), "XY": avail(true), "drafts.XY": avail(true), "versions.r1.XY": avail(true), "versions.r1.X.Y": avail(true),
-		}, []string{"X"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, sanitytest.Options{})
-			for id, fields := range tt.docs {
-				putArtwork(e.lake, id, fields)
-			}
-			pub, err := e.client.Published(t.Context(), "X")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := e.client.MarkUnavailable(t.Context(), "sale-1", *pub); err != nil {
-				t.Fatal(err)
-			}
-			for id, fields := range tt.docs {
-				doc, _ := e.lake.Get(id)
-				want := slices.Contains(tt.written, id)
-				if (doc["_rev"] == "sale-1") != want || want && doc["isAvailable"] != false || doc["title"] != "Untitled" && doc["title"] != fields["title"] {
-					t.Errorf("%s: %v (written: %v)", id, doc, want)
-				}
-			}
-			if txs := e.lake.Transactions(); len(txs) != 1 || len(txs[0].Changes) != len(tt.written) {
-				t.Errorf("transactions %+v", txs)
-			}
-		})
-	}
-
-	t.Run("one request, the other versions matched by query", func(t *testing.T) {
-		e := newEnv(t, sanitytest.Options{})
-		putArtwork(e.lake, "X", nil)
-		pub, _ := e.client.Published(t.Context(), "X")
-		before := len(e.rec.requests())
-		if err := e.client.MarkUnavailable(t.Context(), "sale-1", *pub); err != nil {
-			t.Fatal(err)
-		}
-		reqs := e.rec.requests()[before:]
-		if len(reqs) != 1 {
-			t.Fatalf("%d requests", len(reqs))
-		}
-		var body struct {
-			Mutations []struct {
-				Patch map[string]any `json:"patch"`
-			} `json:"mutations"`
-			TransactionID string `json:"transactionId"`
-		}
-		if err := json.Unmarshal([]byte(reqs[0].body), &body); err != nil || len(body.Mutations) != 2 || body.TransactionID != "sale-1" {
-			t.Fatalf("body %s: %v", reqs[0].body, err)
-		}
-		guarded, byQuery := body.Mutations[0].Patch, body.Mutations[1].Patch
-		if guarded["id"] != "X" || guarded["ifRevisionID"] != pub.Rev {
-			t.Errorf("published patch %v", guarded)
-		}
-		params, _ := byQuery["params"].(map[string]any)
-		if byQuery["id"] != nil || byQuery["ifRevisionID"] != nil || byQuery["query"] == "" ||
-			params["draft"] != "drafts.X" || params["versions"] != "versions.*.X" {
-			t.Errorf("query patch %v", byQuery)
-		}
-	})
-
-	t.Run("published changed since the read: nothing written", func(t *testing.T) {
-		e := newEnv(t, sanitytest.Options{})
-		putArtwork(e.lake, "X", nil)
-		putArtwork(e.lake, "drafts.X", nil)
-		pub, _ := e.client.Published(t.Context(), "X")
-		putArtwork(e.lake, "X", map[string]any{"title": "edited"})
-		err := e.client.MarkUnavailable(t.Context(), "sale-1", *pub)
-		if !errors.Is(err, stock.ErrRevisionMismatch) || stock.ErrorCode(err) != stock.Conflict {
-			t.Fatalf("err = %v", err)
-		}
-		if e.lake.Writes("drafts.X") != 0 {
-			t.Error("the draft was written by a failed transaction")
-		}
-	})
-
-	t.Run("an id that already committed is a success", func(t *testing.T) {
-		e := newEnv(t, sanitytest.Options{})
-		putArtwork(e.lake, "X", nil)
-		pub, _ := e.client.Published(t.Context(), "X")
-		for range 2 { // a redelivery still holding the old revision
-			if err := e.client.MarkUnavailable(t.Context(), "sale-1", *pub); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if n := e.lake.Writes("X"); n != 1 {
-			t.Errorf("%d writes", n)
-		}
-	})
-
-	t.Run("unguarded or unnamed writes are refused", func(t *testing.T) {
-		e := newEnv(t, sanitytest.Options{})
-		for _, call := range []struct {
-			txID string
-			pub  stock.Variant
-			want stock.Code
-		}{{"sale-1", stock.Variant{ID: "X"}, stock.Internal}, {"", stock.Variant{ID: "X", Rev: "r"}, stock.Internal},
-			{"sale-1", stock.Variant{ID: "drafts.X", Rev: "r"}, stock.Invalid}} {
-			if err := e.client.MarkUnavailable(t.Context(), call.txID, call.pub); stock.ErrorCode(err) != call.want {
-				t.Errorf("%+v: %v", call, err)
-			}
-		}
-		if n := len(e.rec.requests()); n != 0 {
-			t.Errorf("%d requests", n)
-		}
-	})
 }
 
 func TestSetAvailable(t *testing.T) {
@@ -333,16 +204,16 @@ func TestConcurrentSales(t *testing.T) {
 	errs := make([]error, buyers)
 	for i := range buyers {
 		wg.Go(func() {
-			pub, err := e.client.Published(t.Context(), "X")
+			art, err := e.client.Artwork(t.Context(), "X")
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			if !pub.IsAvailable() {
+			if !art.Published.IsAvailable() {
 				errs[i] = stock.ErrRevisionMismatch // it already sold
 				return
 			}
-			errs[i] = e.client.MarkUnavailable(t.Context(), fmt.Sprintf("sale-%d", i), *pub)
+			errs[i] = e.client.SetAvailable(t.Context(), fmt.Sprintf("sale-%d", i), false, art.Variants())
 		})
 	}
 	wg.Wait()

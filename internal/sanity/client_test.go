@@ -232,10 +232,7 @@ func TestRequestShapes(t *testing.T) {
 	if err := e.client.SetAvailable(ctx, "tx-1", false, []stock.Variant{{ID: "X", Rev: rev}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client.MarkUnavailable(ctx, "tx-2", stock.Variant{ID: "X", Rev: "tx-1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.client.Published(ctx, "X"); err != nil {
+	if _, err := e.client.Draft(ctx, "X"); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.client.Ping(ctx); err != nil {
@@ -245,7 +242,7 @@ func TestRequestShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs = e.rec.requests()[2:]
-	mut, markAll, pub, ping, dry := reqs[0], reqs[1], reqs[2], reqs[3], reqs[4]
+	mut, draft, ping, dry := reqs[0], reqs[1], reqs[2], reqs[3]
 	if mut.method != "POST" || mut.path != "/v2025-02-19/data/mutate/production" || mut.rawQuery != "returnIds=true&visibility=sync" {
 		t.Errorf("mutate request %+v", mut)
 	}
@@ -253,14 +250,8 @@ func TestRequestShapes(t *testing.T) {
 	if mut.body != wantBody {
 		t.Errorf("mutate body\n%s\nwant\n%s", mut.body, wantBody)
 	}
-	wantBody = `{"mutations":[{"patch":{"id":"X","ifRevisionID":"tx-1","set":{"isAvailable":false}}},` +
-		`{"patch":{"query":"*[(_id == $draft || _id in path($versions)) \u0026\u0026 isAvailable != false]",` +
-		`"params":{"draft":"drafts.X","versions":"versions.*.X"},"set":{"isAvailable":false}}}],"transactionId":"tx-2"}`
-	if markAll.body != wantBody {
-		t.Errorf("mark-unavailable body\n%s\nwant\n%s", markAll.body, wantBody)
-	}
-	if pub.path != "/v2025-02-19/data/doc/production/X" {
-		t.Errorf("published request %+v", pub)
+	if draft.method != "GET" || draft.path != "/v2025-02-19/data/doc/production/drafts.X" {
+		t.Errorf("draft request %+v", draft)
 	}
 	if ping.query.Get("query") != "count(*[_id == $id])" || ping.query.Get("$id") == "" {
 		t.Errorf("ping request %+v", ping)
@@ -318,11 +309,8 @@ func TestHostileIDs(t *testing.T) {
 		if _, err := e.client.Artwork(ctx, id); stock.ErrorCode(err) != stock.Invalid {
 			t.Errorf("Artwork(%.20q): %v", id, err)
 		}
-		if _, err := e.client.Published(ctx, id); stock.ErrorCode(err) != stock.Invalid {
-			t.Errorf("Published(%.20q): %v", id, err)
-		}
-		if err := e.client.MarkUnavailable(ctx, "tx", stock.Variant{ID: id, Rev: "r"}); stock.ErrorCode(err) != stock.Invalid {
-			t.Errorf("MarkUnavailable(%.20q): %v", id, err)
+		if _, err := e.client.Draft(ctx, id); stock.ErrorCode(err) != stock.Invalid {
+			t.Errorf("Draft(%.20q): %v", id, err)
 		}
 		if id == "drafts.X" || id == "versions.r1.X" {
 			continue // valid variant ids for the low-level calls
@@ -434,7 +422,7 @@ func TestErrorClassification(t *testing.T) {
 	t.Run("undecodable success", func(t *testing.T) {
 		h := &canned{status: 200, body: `{"documents":`}
 		c := cannedClient(t, h)
-		if _, err := c.Published(t.Context(), "X"); stock.ErrorCode(err) != stock.Internal || h.calls.Load() != 1 {
+		if _, err := c.Draft(t.Context(), "X"); stock.ErrorCode(err) != stock.Internal || h.calls.Load() != 1 {
 			t.Errorf("err = %v after %d requests", err, h.calls.Load())
 		}
 	})
@@ -638,7 +626,7 @@ func TestObserve(t *testing.T) {
 	if err := e.client.SetAvailable(t.Context(), "tx-2", false, []stock.Variant{{ID: "X", Rev: rev}}); !errors.Is(err, stock.ErrRevisionMismatch) {
 		t.Fatal(err)
 	}
-	if _, err := e.client.Published(t.Context(), "X"); err != nil {
+	if _, err := e.client.Draft(t.Context(), "X"); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"mutate:5xx", "mutate:retry", "mutate:ok", "mutate:409", "doc:ok"}

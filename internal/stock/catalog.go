@@ -36,16 +36,9 @@ type Catalog interface {
 	// Artwork reads the published document, its draft (strongly consistent)
 	// and its release versions.
 	Artwork(ctx context.Context, id string) (Artwork, error)
-	// Published reads only the published document of id (strongly
-	// consistent); nil when it does not exist.
-	Published(ctx context.Context, id string) (*Variant, error)
-	// MarkUnavailable writes one atomic transaction, identified by txID,
-	// that makes the artwork unavailable everywhere: the published document,
-	// guarded by published.Rev, and every draft and release version that
-	// offers it when the transaction commits, including one created since
-	// the read. A transaction already committed under txID is a success; a
-	// failed guard is ErrRevisionMismatch.
-	MarkUnavailable(ctx context.Context, txID string, published Variant) error
+	// Draft reads only the draft of id (strongly consistent); nil when there
+	// is none.
+	Draft(ctx context.Context, id string) (*Variant, error)
 	// SetAvailable writes one atomic transaction, identified by txID, that
 	// sets isAvailable on each variant, each guarded by its Rev. A
 	// transaction that was already committed under txID is a success.

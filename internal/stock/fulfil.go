@@ -258,10 +258,11 @@ func (f *Fulfiller) decide(ctx context.Context, ev Event, id string, guessNone b
 
 // claim handles an artwork nobody has taken in the journal yet.
 func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleState, settled *[]Sale, log *slog.Logger) (Outcome, error) {
-	pub, err := f.Catalog.Published(ctx, id)
+	art, err := f.Catalog.Artwork(ctx, id)
 	if err != nil {
 		return "", err
 	}
+	pub := art.Published
 	if pub == nil || !pub.IsAvailable() {
 		// Another process may have claimed and written it between our
 		// journal read and this Sanity read, or this round guessed the
@@ -279,6 +280,12 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	if !pub.IsAvailable() {
 		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer paid for a piece marked unavailable by someone else; check whether it was sold elsewhere",
 			"email", ev.Session.Email)
+		// A draft or release version still offering it would put it back on
+		// sale when published, to a second buyer: it is closed too.
+		txID := TransactionID(ev.Session.ID, id, "close", pub.Rev)
+		if err := f.Catalog.SetAvailable(ctx, txID, false, availableVariants(art.Others)); err != nil {
+			return "", err
+		}
 		return OutcomeAlreadyUnavailable, nil
 	}
 	now := f.now()
@@ -292,7 +299,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	if err := f.Journal.InsertSale(ctx, sale); err != nil {
 		return "", err
 	}
-	if err := f.applyTake(ctx, sale, pub, settled, log); err != nil {
+	if err := f.applyTake(ctx, sale, &art, settled, log); err != nil {
 		return "", err
 	}
 	return outcomeOf(want), nil
@@ -357,49 +364,58 @@ func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, winner 
 }
 
 // applyTake makes every version of the artwork unavailable and adds the
-// sale, marked applied, to settled. pub, when given, is a fresh read of the
-// published document.
+// sale, marked applied, to settled. art, when given, is a fresh read.
 //
-// In the common case that is two Sanity requests: the read, and one
-// transaction that writes the published document under its revision guard
-// together with whatever draft or release version offers the piece when it
-// commits. Matching those by query in the write itself, instead of by ids
-// read before it, is what closes the draft trap: a draft opened between the
-// read and the write is patched by the same atomic transaction.
-func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, pub *Variant, settled *[]Sale, log *slog.Logger) error {
+// The write is one transaction: the published document and every draft and
+// release version that offers the piece, each guarded by the revision read.
+// Creating a draft does not change the published _rev, so a draft opened
+// between the read and the write escapes the guards; patchLateDraft reads the
+// draft again once the write has committed. Both reads of the draft go to the
+// doc endpoint, which is strongly consistent: Sanity's patch by query would
+// be one request fewer, but its query runs on the search store, which lags
+// the documents by up to seconds and would miss exactly that draft.
+func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, settled *[]Sale, log *slog.Logger) error {
 	var appliedRev string
 	for attempt := 0; appliedRev == ""; attempt++ {
 		if attempt == maxDecisions {
 			return Errorf(Unavailable, "artwork %s kept changing in Sanity while soldout wrote it; Stripe will retry", sale.ArtworkID)
 		}
-		if pub == nil || attempt > 0 {
-			p, err := f.Catalog.Published(ctx, sale.ArtworkID)
+		if art == nil || attempt > 0 {
+			a, err := f.Catalog.Artwork(ctx, sale.ArtworkID)
 			if err != nil {
 				return err
 			}
-			pub = p
+			art = &a
 		}
-		if pub == nil {
+		if art.Published == nil {
 			log.Error("artwork was deleted from Sanity before soldout could mark it unavailable; restore it or settle the sale by hand")
 			return Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", sale.ArtworkID)
+		}
+		open := availableVariants(art.Variants())
+		if len(open) == 0 {
+			// Unavailable everywhere: an earlier attempt committed and its
+			// answer was lost, or someone else withdrew the piece.
+			appliedRev = art.Published.Rev
+			break
 		}
 		// The id covers the revision it was computed from, so a retry of this
 		// very write is deduplicated by Sanity, while a later write (after an
 		// editor's save) gets an id of its own.
-		txID := TransactionID(sale.SessionID, sale.ArtworkID, "take", pub.Rev)
-		var err error
-		if pub.IsAvailable() {
-			appliedRev, err = txID, f.Catalog.MarkUnavailable(ctx, txID, *pub)
-		} else {
-			appliedRev, err = f.closeOthers(ctx, txID, *pub)
-		}
+		txID := TransactionID(sale.SessionID, sale.ArtworkID, "take", art.Published.Rev)
+		err := f.Catalog.SetAvailable(ctx, txID, false, open)
 		if errors.Is(err, ErrRevisionMismatch) {
-			appliedRev = ""
 			continue
 		}
 		if err != nil {
 			return err
 		}
+		appliedRev = art.Published.Rev
+		if art.Published.IsAvailable() {
+			appliedRev = txID
+		}
+	}
+	if err := f.patchLateDraft(ctx, sale, appliedRev); err != nil {
+		return err
 	}
 	// Recorded with the event's outcome, not on its own: one commit fewer
 	// per sale. Until then the lease keeps other replicas off the row, and a
@@ -409,24 +425,25 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, pub *Variant, sett
 	return nil
 }
 
-// closeOthers finishes a take whose published document is already
-// unavailable: an earlier attempt committed and its answer was lost, or
-// someone else withdrew the piece and may have left a draft or a release
-// version on sale. It returns the published revision the sale rests on.
-func (f *Fulfiller) closeOthers(ctx context.Context, txID string, pub Variant) (string, error) {
-	art, err := f.Catalog.Artwork(ctx, pub.ID)
-	if err != nil {
-		return "", err
+// patchLateDraft makes unavailable a draft that an editor opened between
+// applyTake's read and its write: it copied isAvailable: true, and publishing
+// it would put the sold piece back on sale.
+func (f *Fulfiller) patchLateDraft(ctx context.Context, sale Sale, appliedRev string) error {
+	for range maxDecisions {
+		d, err := f.Catalog.Draft(ctx, sale.ArtworkID)
+		if err != nil || d == nil || !d.IsAvailable() {
+			return err
+		}
+		err = f.Catalog.SetAvailable(ctx, draftTransactionID(sale, appliedRev), false, []Variant{*d})
+		if !errors.Is(err, ErrRevisionMismatch) {
+			return err
+		}
 	}
-	if art.Published == nil || art.Published.Rev != pub.Rev {
-		return "", ErrRevisionMismatch // changed since the read: decide again
-	}
-	return pub.Rev, f.Catalog.SetAvailable(ctx, txID, false, availableVariants(art.Others))
+	return Errorf(Unavailable, "draft of artwork %s kept changing while soldout wrote it; Stripe will retry", sale.ArtworkID)
 }
 
-// draftTransactionID is the id under which soldout versions before the
-// single-transaction take patched a draft found after their write; sales
-// they applied may still be released, so release recognises it.
+// draftTransactionID is the id under which patchLateDraft writes, so that
+// release recognises that draft as soldout's own.
 func draftTransactionID(sale Sale, appliedRev string) string {
 	return TransactionID(sale.SessionID, sale.ArtworkID, "draft", appliedRev)
 }
@@ -475,7 +492,17 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 		// Nothing of ours to undo.
 	case art.Published.Rev == txID:
 		// An earlier delivery released it, and the journal did not hear.
-	case own.AppliedRev != "" && art.Published.Rev == own.AppliedRev:
+	case ownTransaction(own.AppliedRev) && art.Published.Rev == own.AppliedRev:
+		// The piece is soldout's to give back, unless another buyer paid
+		// for it while it was held: re-offering it would sell it a third time.
+		if waiting, err := f.doubleSaleOf(ctx, id, own.SessionID); err != nil {
+			return "", err
+		} else if waiting != nil {
+			out = OutcomeReleaseSkipped
+			log.Error("delayed payment failed, but another buyer paid for this artwork while it was held (a double sale): left unavailable; give the piece to that buyer or refund them (see `soldout sales list --state double_sale`)",
+				"waiting_session_id", waiting.SessionID, "waiting_email", waiting.Email)
+			break
+		}
 		ours := map[string]bool{own.AppliedRev: true, draftTransactionID(*own, own.AppliedRev): true}
 		var revert []Variant
 		for _, v := range art.Variants() {
@@ -489,12 +516,30 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 			}
 		}
 	default:
+		// Changed since soldout's write, or withdrawn by someone else while
+		// soldout was applying the sale (AppliedRev is then not soldout's).
 		out = OutcomeReleaseSkipped
-		log.Warn("delayed payment failed, but the artwork was changed in Sanity since soldout took it: left unavailable; check it in the Studio and make it available by hand if it is still for sale",
+		log.Warn("delayed payment failed, but the artwork was changed in Sanity since soldout took it, or was withdrawn by someone else: left unavailable; check it in the Studio and make it available by hand if it is still for sale",
 			"current_rev", art.Published.Rev, "soldout_rev", own.AppliedRev)
 	}
 	f.markReleased(ev, *own, settled)
 	return out, nil
+}
+
+// doubleSaleOf returns a double-sale row of the artwork from a session other
+// than session, or nil: a buyer whose payment is recorded for a piece that
+// session held.
+func (f *Fulfiller) doubleSaleOf(ctx context.Context, id, session string) (*Sale, error) {
+	sales, err := f.Journal.Sales(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for i := range sales {
+		if sales[i].State == SaleDoubleSale && sales[i].SessionID != session {
+			return &sales[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // markReleased adds s, released by ev, to the rows recorded with ev's outcome.
@@ -508,8 +553,16 @@ func (f *Fulfiller) markReleased(ev Event, s Sale, settled *[]Sale) {
 // so that resending a write whose answer was lost cannot apply it twice.
 func TransactionID(parts ...string) string {
 	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return "soldout-" + hex.EncodeToString(h[:16])
+	return transactionPrefix + hex.EncodeToString(h[:16])
 }
+
+// transactionPrefix marks soldout's writes: Sanity sets a document's _rev to
+// the id of the transaction that last wrote it, and its own ids never start
+// with this.
+const transactionPrefix = "soldout-"
+
+// ownTransaction reports whether rev is the id of a soldout transaction.
+func ownTransaction(rev string) bool { return strings.HasPrefix(rev, transactionPrefix) }
 
 func outcomeOf(s SaleState) Outcome {
 	if s == SaleHeld {

@@ -7,13 +7,14 @@
 // _updatedAt; drafts ("drafts.<id>") and release versions
 // ("versions.<release>.<id>") as ordinary documents; atomic transactions
 // whose every written document gets _rev = the transaction id; a committed
-// transaction id refused when sent again; ifRevisionID guards; dryRun; a
-// patch by query, resolved inside its transaction, for the one filter
-// soldout sends (an artwork's draft and release versions still on sale).
+// transaction id refused when sent again; ifRevisionID guards; dryRun.
 //
 // What it does not: GROQ beyond the queries soldout sends (anything else
-// is a queryParseError), perspectives (every query behaves as raw), patch
-// operations other than set on top-level fields, deletes by query, roles
+// is a queryParseError), perspectives (every query behaves as raw), the lag
+// of Sanity's search store behind its documents (every query here is
+// strongly consistent, so no test may rely on a query seeing a fresh write),
+// patch operations other than set on top-level fields, patches and deletes
+// by query, roles
 // (one bearer token may do everything), history, listeners, rate limits,
 // latency or faults (see package sanitytest for those).
 package memlake
@@ -78,13 +79,12 @@ type Transaction struct {
 
 // Mutation is one mutation of a committed transaction.
 type Mutation struct {
-	Type         string         // create, createOrReplace, createIfNotExists, delete or patch
-	ID           string         // empty for a patch by query
-	Query        string         // a patch by query's filter
+	Type         string // create, createOrReplace, createIfNotExists, delete or patch
+	ID           string
 	IfRevisionID string         // a patch's guard, if any
 	Set          map[string]any // a patch's fields
 	Document     map[string]any // a create's document
-	Operation    string         // its effect: create, update, delete or none (a patch by query that matched nothing)
+	Operation    string         // its effect: create, update, delete or none
 }
 
 // Change is what one transaction did to one document.
@@ -168,7 +168,7 @@ func (l *Lake) Transactions() []Transaction {
 		out[i] = Transaction{ID: tx.id, Time: tx.at, Mutations: make([]Mutation, len(tx.ops)), Changes: make([]Change, len(tx.changes))}
 		for j, o := range tx.ops {
 			out[i].Mutations[j] = Mutation{
-				Type: o.kind, ID: o.id, Query: o.query, IfRevisionID: o.ifRev,
+				Type: o.kind, ID: o.id, IfRevisionID: o.ifRev,
 				Set: cloneJSON(o.set), Document: cloneJSON(o.doc), Operation: tx.effects[j],
 			}
 		}

@@ -20,8 +20,6 @@ type op struct {
 	doc   map[string]any // the creates
 	ifRev string         // patch
 	set   map[string]any // patch
-	query string         // a patch by query instead of by id: its text
-	where *docFilter     // and the filter it means
 }
 
 type result struct {
@@ -123,37 +121,21 @@ func parseMutation(m map[string]json.RawMessage) (op, error) {
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return op{}, errors.New("patch needs an object")
 		}
-		var query string
-		var params map[string]json.RawMessage
 		for k, v := range p {
 			var err error
 			switch k {
 			case "id":
 				err = json.Unmarshal(v, &o.id)
-			case "query":
-				err = json.Unmarshal(v, &query)
-			case "params":
-				err = json.Unmarshal(v, &params)
 			case "ifRevisionID":
 				err = json.Unmarshal(v, &o.ifRev)
 			case "set":
 				err = json.Unmarshal(v, &o.set)
 			default:
-				return op{}, fmt.Errorf("memlake supports only id, query, params, ifRevisionID and set in a patch, not %q", k)
+				return op{}, fmt.Errorf("memlake supports only id, ifRevisionID and set in a patch, not %q", k)
 			}
 			if err != nil {
 				return op{}, fmt.Errorf("patch %s: %v", k, err)
 			}
-		}
-		if query != "" {
-			if o.id != "" || o.ifRev != "" {
-				return op{}, errors.New("a patch by query takes no id and no ifRevisionID")
-			}
-			f, err := parseFilter(query, params)
-			if err != nil {
-				return op{}, err
-			}
-			o.query, o.where = query, &f
 		}
 		if len(o.set) == 0 {
 			return op{}, errors.New("patch has nothing to set")
@@ -166,7 +148,7 @@ func parseMutation(m map[string]json.RawMessage) (op, error) {
 	default:
 		return op{}, fmt.Errorf("unknown mutation type %q", o.kind)
 	}
-	if o.where == nil && !validID(o.id) {
+	if !validID(o.id) {
 		return op{}, fmt.Errorf("malformed document ID %q", o.id)
 	}
 	return o, nil
@@ -232,18 +214,6 @@ func (l *Lake) apply(txID string, ops []op, dryRun bool) (int, any) {
 	var results []result
 	effects := make([]string, len(ops))
 	for i, o := range ops {
-		if o.where != nil {
-			// Evaluated inside the transaction, on what it sees so far.
-			effects[i] = "none"
-			for _, id := range l.matching(*o.where, overlay, current) {
-				d := maps.Clone(current(id))
-				maps.Copy(d, o.set)
-				put(id, d)
-				results = append(results, result{ID: id, Operation: "update"})
-				effects[i] = "update"
-			}
-			continue
-		}
 		old := current(o.id)
 		operation := "update"
 		switch o.kind {

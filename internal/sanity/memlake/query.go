@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -175,95 +174,4 @@ func (l *Lake) versionsOf(id string, fields []string) []map[string]any {
 		out = append(out, p)
 	}
 	return out
-}
-
-// docFilter is the one GROQ filter memlake evaluates in a patch by query,
-// the one soldout sends to reach an artwork's other versions:
-//
-//	*[(_id == $exact || _id in path($glob)) && field != false]
-type docFilter struct {
-	exact, glob, field string
-}
-
-var filterPattern = regexp.MustCompile(`^\*\[\s*\(\s*_id\s*==\s*\$(\w+)\s*\|\|\s*_id\s+in\s+path\(\s*\$(\w+)\s*\)\s*\)\s*&&\s*(\w+)\s*!=\s*false\s*\]$`)
-
-func parseFilter(q string, params map[string]json.RawMessage) (docFilter, error) {
-	m := filterPattern.FindStringSubmatch(strings.TrimSpace(q))
-	if m == nil {
-		return docFilter{}, fmt.Errorf("memlake (not Sanity) patches by query only with *[(_id == $a || _id in path($b)) && field != false], not %q", q)
-	}
-	f := docFilter{field: m[3]}
-	for _, p := range []struct {
-		name string
-		dst  *string
-	}{{m[1], &f.exact}, {m[2], &f.glob}} {
-		raw, ok := params[p.name]
-		if !ok {
-			return docFilter{}, fmt.Errorf("param $%s referenced, but not provided", p.name)
-		}
-		if err := json.Unmarshal(raw, p.dst); err != nil {
-			return docFilter{}, fmt.Errorf("param $%s: memlake needs a string", p.name)
-		}
-	}
-	return f, nil
-}
-
-func (f docFilter) matches(id string, doc map[string]any) bool {
-	if doc == nil || id != f.exact && !pathMatch(f.glob, id) {
-		return false
-	}
-	// GROQ's != is true between values of different types, null included.
-	return doc[f.field] != false
-}
-
-// pathMatch is GROQ's path(): segments separated by dots, "*" matching one
-// segment and "**" any number of them.
-func pathMatch(glob, id string) bool {
-	var match func(g, s []string) bool
-	match = func(g, s []string) bool {
-		switch {
-		case len(g) == 0:
-			return len(s) == 0
-		case g[0] == "**":
-			for i := 0; i <= len(s); i++ {
-				if match(g[1:], s[i:]) {
-					return true
-				}
-			}
-			return false
-		case len(s) == 0:
-			return false
-		case g[0] == "*" || g[0] == s[0]:
-			return match(g[1:], s[1:])
-		}
-		return false
-	}
-	return match(strings.Split(glob, "."), strings.Split(id, "."))
-}
-
-// matching returns, ordered by id, the documents that f matches as the
-// transaction sees them: the store overlaid with its own writes so far.
-// The caller holds l.mu.
-func (l *Lake) matching(f docFilter, overlay map[string]map[string]any, current func(string) map[string]any) []string {
-	candidates := map[string]struct{}{f.exact: {}}
-	if base, ok := strings.CutPrefix(f.glob, "versions.*."); ok && !strings.Contains(base, "*") {
-		for id := range l.versions[base] { // the common case, without a scan
-			candidates[id] = struct{}{}
-		}
-	} else {
-		for id := range l.docs {
-			candidates[id] = struct{}{}
-		}
-	}
-	for id := range overlay {
-		candidates[id] = struct{}{}
-	}
-	var ids []string
-	for id := range candidates {
-		if f.matches(id, current(id)) {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return ids
 }
