@@ -218,7 +218,8 @@ func summarize(rs []ArtworkResult) Outcome {
 // journal before it trusts a surprise from Sanity; the next round reads.
 func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleState, first bool, settled *[]Sale) (Outcome, error) {
 	guessNone := first && ev.Type == CheckoutCompleted
-	return f.decide(ctx, ev, id, guessNone, func(own, active *Sale, log *slog.Logger) (Outcome, error) {
+	return f.decide(ctx, ev, id, guessNone, func(sales []Sale, log *slog.Logger) (Outcome, error) {
+		own, active := FindSales(sales, ev.Session.ID)
 		switch {
 		case own != nil:
 			return f.continueOwn(ctx, ev, *own, want, settled, log)
@@ -231,23 +232,21 @@ func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleStat
 }
 
 // decide runs one artwork's read-decide-write loop, under the artwork's
-// in-process lock that Handle holds. Each round sees the journal's rows
-// afresh (own: the session's row, active: another session's active sale),
-// except that with guessNone the first round takes both to be nil unread; a
-// round that lost against another writer is decided again, a bounded number
-// of times.
-func (f *Fulfiller) decide(ctx context.Context, ev Event, id string, guessNone bool, round func(own, active *Sale, log *slog.Logger) (Outcome, error)) (Outcome, error) {
+// in-process lock that Handle holds. Each round sees the artwork's sale rows
+// afresh, except that with guessNone the first round takes them to be none,
+// unread; a round that lost against another writer is decided again, a
+// bounded number of times.
+func (f *Fulfiller) decide(ctx context.Context, ev Event, id string, guessNone bool, round func(sales []Sale, log *slog.Logger) (Outcome, error)) (Outcome, error) {
 	log := f.Logger.With("event_id", ev.ID, "session_id", ev.Session.ID, "artwork_id", id)
 	for i := range maxDecisions {
-		var own, active *Sale
+		var sales []Sale
 		if i > 0 || !guessNone {
-			sales, err := f.Journal.Sales(ctx, id)
-			if err != nil {
+			var err error
+			if sales, err = f.Journal.Sales(ctx, id); err != nil {
 				return "", err
 			}
-			own, active = FindSales(sales, ev.Session.ID)
 		}
-		out, err := round(own, active, log)
+		out, err := round(sales, log)
 		if errors.Is(err, ErrStale) || errors.Is(err, ErrSaleTaken) || errors.Is(err, ErrSaleExists) || errors.Is(err, ErrRevisionMismatch) {
 			continue // another writer decided meanwhile: decide again
 		}
@@ -451,13 +450,14 @@ func draftTransactionID(sale Sale, appliedRev string) string {
 // release hands an artwork back after a delayed payment failed, but only if
 // soldout itself took it for this session and nobody changed it since.
 func (f *Fulfiller) release(ctx context.Context, ev Event, id string, settled *[]Sale) (Outcome, error) {
-	return f.decide(ctx, ev, id, false, func(own, _ *Sale, log *slog.Logger) (Outcome, error) {
-		return f.releaseOwn(ctx, ev, id, own, settled, log)
+	return f.decide(ctx, ev, id, false, func(sales []Sale, log *slog.Logger) (Outcome, error) {
+		return f.releaseOwn(ctx, ev, id, sales, settled, log)
 	})
 }
 
-func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sale, settled *[]Sale, log *slog.Logger) (Outcome, error) {
+func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales []Sale, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	now := f.now()
+	own, _ := FindSales(sales, ev.Session.ID)
 	if own == nil {
 		// The failure overtook the completion (Stripe does not keep order):
 		// a released row makes the late completion a no-op.
@@ -495,9 +495,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 	case ownTransaction(own.AppliedRev) && art.Published.Rev == own.AppliedRev:
 		// The piece is soldout's to give back, unless another buyer paid
 		// for it while it was held: re-offering it would sell it a third time.
-		if waiting, err := f.doubleSaleOf(ctx, id, own.SessionID); err != nil {
-			return "", err
-		} else if waiting != nil {
+		if waiting := doubleSaleOf(sales, own.SessionID); waiting != nil {
 			out = OutcomeReleaseSkipped
 			log.Error("delayed payment failed, but another buyer paid for this artwork while it was held (a double sale): left unavailable; give the piece to that buyer or refund them (see `soldout sales list --state double_sale`)",
 				"waiting_session_id", waiting.SessionID, "waiting_email", waiting.Email)
@@ -526,20 +524,16 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, own *Sa
 	return out, nil
 }
 
-// doubleSaleOf returns a double-sale row of the artwork from a session other
-// than session, or nil: a buyer whose payment is recorded for a piece that
-// session held.
-func (f *Fulfiller) doubleSaleOf(ctx context.Context, id, session string) (*Sale, error) {
-	sales, err := f.Journal.Sales(ctx, id)
-	if err != nil {
-		return nil, err
-	}
+// doubleSaleOf returns, among an artwork's sale rows, a double sale of a
+// session other than session, or nil: a buyer whose payment is recorded for
+// a piece that session held.
+func doubleSaleOf(sales []Sale, session string) *Sale {
 	for i := range sales {
 		if sales[i].State == SaleDoubleSale && sales[i].SessionID != session {
-			return &sales[i], nil
+			return &sales[i]
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // markReleased adds s, released by ev, to the rows recorded with ev's outcome.
