@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -193,7 +194,21 @@ func baseURL(cfg Config) (string, error) {
 	if strings.HasSuffix(strings.ToLower(u.Hostname()), "apicdn.sanity.io") {
 		return "", stock.Errorf(stock.Misconfigured, "sanity: host %q is Sanity's CDN, whose cached reads go stale after writes; use https://<project>.api.sanity.io", cfg.Host)
 	}
+	if u.Scheme == "http" && cfg.Token != "" && !isLoopback(u.Hostname()) {
+		return "", stock.Errorf(stock.Misconfigured, "sanity: host %q is plain http to another machine, which would send the token unencrypted; use https, or http only on this machine (localhost, 127.0.0.1, ::1)", cfg.Host)
+	}
 	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// isLoopback is true for a host that cannot leave this machine: a
+// stand-in or a proxy in front of Sanity may be reached over plain http
+// there, anywhere else a token would cross the network in clear.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func defaultHTTPClient() *http.Client {
