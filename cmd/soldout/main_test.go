@@ -205,6 +205,9 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Errorf("event log line lacks %q: %v", key, lines[0])
 		}
 	}
+	if len(s.logs.find("method", "GET")) == 0 {
+		t.Error("a GET on the webhook is answered 405 without a log line")
+	}
 	if len(s.logs.find("reason", stripehook.ReasonNoMatch)) == 0 || len(s.logs.find("reason", stripehook.ReasonMissing)) == 0 {
 		t.Error("signature refusals are not logged with their reason")
 	}

@@ -1,14 +1,17 @@
 package httpapi
 
-import "net/http"
+import (
+	"log/slog"
+	"net/http"
+)
 
 // addRoutes is soldout's whole HTTP API on one screen.
 func addRoutes(mux *http.ServeMux, cfg Config) {
 	mux.Handle("POST /api/webhook", handleWebhook(cfg))
-	mux.Handle("/api/webhook", methodNotAllowed("POST"))
+	mux.Handle("/api/webhook", methodNotAllowed(cfg.Logger, "POST"))
 	if cfg.Sessions != nil {
 		mux.Handle("POST /api/fulfil", handleFulfil(cfg))
-		mux.Handle("/api/fulfil", methodNotAllowed("POST"))
+		mux.Handle("/api/fulfil", methodNotAllowed(cfg.Logger, "POST"))
 	} else {
 		mux.Handle("/api/fulfil", routeOff("POST /api/fulfil is off on this server: STRIPE_SECRET_KEY is not set"))
 	}
@@ -17,9 +20,9 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 		// catch-all patterns, where storefrontRoute answers them.
 		checkout := cfg.Storefront.Checkout
 		mux.Handle("POST /api/checkout", storefrontRoute(cfg, handleCheckout(cfg.Logger, checkout, cfg.Budget)))
-		mux.Handle("/api/checkout", storefrontRoute(cfg, methodNotAllowed("POST")))
+		mux.Handle("/api/checkout", storefrontRoute(cfg, methodNotAllowed(cfg.Logger, "POST")))
 		mux.Handle("GET /api/availability/{artworkId}", storefrontRoute(cfg, handleAvailability(cfg.Logger, checkout, cfg.Budget)))
-		mux.Handle("/api/availability/{artworkId}", storefrontRoute(cfg, methodNotAllowed("GET")))
+		mux.Handle("/api/availability/{artworkId}", storefrontRoute(cfg, methodNotAllowed(cfg.Logger, "GET")))
 	} else {
 		off := routeOff("checkout with reservation is off on this server: STRIPE_SECRET_KEY is not set")
 		mux.Handle("/api/checkout", off)
@@ -29,8 +32,12 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	mux.Handle("GET /readyz", handleReadyz(cfg.Journal, cfg.Sanity))
 }
 
-func methodNotAllowed(allow string) http.Handler {
+// methodNotAllowed logs what it refuses: Stripe only POSTs, so a GET on the
+// webhook is someone checking the URL by hand or a misrouted probe, and the
+// operator looking for why nothing was sold should see it.
+func methodNotAllowed(log *slog.Logger, allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.Info(r.Method+" "+r.URL.Path+" refused with 405: this route only takes "+allow, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 		w.Header().Set("Allow", allow)
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "use " + allow, Code: "method_not_allowed"})
 	})

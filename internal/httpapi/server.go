@@ -29,7 +29,7 @@ type Pinger interface {
 
 // Config is what the server needs.
 type Config struct {
-	Logger    *slog.Logger
+	Logger    *slog.Logger // nil: discarded
 	Verifier  *stripehook.Verifier
 	Fulfiller *stock.Fulfiller
 	Journal   Pinger
@@ -61,6 +61,9 @@ const (
 func NewServer(cfg Config) http.Handler {
 	if cfg.Budget <= 0 {
 		cfg.Budget = DefaultBudget
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
