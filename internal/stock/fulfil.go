@@ -224,7 +224,7 @@ func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleStat
 		case own != nil:
 			return f.continueOwn(ctx, ev, *own, want, settled, log)
 		case active != nil:
-			return f.doubleSale(ctx, ev, id, *active, log)
+			return f.doubleSale(ctx, ev, id, want, *active, log)
 		default:
 			return f.claim(ctx, ev, id, want, settled, log)
 		}
@@ -309,6 +309,10 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want SaleState, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	switch own.State {
 	case SaleDoubleSale:
+		if ev.Type == CheckoutAsyncSucceeded {
+			log.Error("double sale: this buyer's delayed payment succeeded, for an artwork that another session took; Sanity left untouched; refund one buyer (see `soldout sales list --state double_sale`)",
+				"email", own.Email, "amount", own.Amount, "currency", own.Currency)
+		}
 		return OutcomeDoubleSale, nil
 	case SaleReleased:
 		log.Info("session's payment failed earlier: artwork not taken again")
@@ -345,8 +349,9 @@ func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want Sa
 	return outcomeOf(own.State), nil
 }
 
-// doubleSale records that ev's buyer paid for a piece another session holds.
-func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, winner Sale, log *slog.Logger) (Outcome, error) {
+// doubleSale records that ev's buyer checked out a piece another session
+// holds: paid (want is SaleSold), or with a delayed payment pending.
+func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, want SaleState, winner Sale, log *slog.Logger) (Outcome, error) {
 	now := f.now()
 	err := f.Journal.InsertSale(ctx, Sale{
 		ArtworkID: id, SessionID: ev.Session.ID, State: SaleDoubleSale,
@@ -356,8 +361,11 @@ func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, winner 
 	if err != nil {
 		return "", err
 	}
-	log.Error("double sale: this buyer paid for an artwork that another session already took; Sanity left untouched; refund one buyer (see `soldout sales list --state double_sale`)",
-		"email", ev.Session.Email, "amount", ev.Session.AmountTotal, "currency", ev.Session.Currency,
+	msg := "double sale: this buyer paid for an artwork that another session already took; Sanity left untouched; refund one buyer (see `soldout sales list --state double_sale`)"
+	if want == SaleHeld {
+		msg = "double sale: this buyer checked out an artwork that another session already took, and their delayed payment is pending; Sanity left untouched; nothing to refund yet: if the payment succeeds soldout logs it again, if it fails nothing is owed"
+	}
+	log.Error(msg, "email", ev.Session.Email, "amount", ev.Session.AmountTotal, "currency", ev.Session.Currency,
 		"winning_session_id", winner.SessionID, "winning_email", winner.Email, "winning_state", winner.State)
 	return OutcomeDoubleSale, nil
 }
@@ -475,6 +483,12 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		log.Warn("delayed payment failed for a sale already recorded as paid: left sold; check the payment in the Stripe Dashboard")
 		return OutcomeIgnored, nil
 	case SaleDoubleSale:
+		// Nothing was written to Sanity for this buyer and nothing is owed.
+		// But a held sale released meanwhile left the piece unavailable for
+		// this buyer's sake (see below), and now nobody waits for it.
+		if _, active := FindSales(sales, ev.Session.ID); active == nil && doubleSaleOf(sales, ev.Session.ID) == nil {
+			log.Warn("the delayed payment of a double-sale buyer failed: nothing is owed, but nobody holds this artwork any more and it may still be marked unavailable; make it available in the Studio if it is for sale")
+		}
 		f.markReleased(ev, *own, settled)
 		return OutcomeReleased, nil
 	}
@@ -497,7 +511,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// for it while it was held: re-offering it would sell it a third time.
 		if waiting := doubleSaleOf(sales, own.SessionID); waiting != nil {
 			out = OutcomeReleaseSkipped
-			log.Error("delayed payment failed, but another buyer paid for this artwork while it was held (a double sale): left unavailable; give the piece to that buyer or refund them (see `soldout sales list --state double_sale`)",
+			log.Error("delayed payment failed, but another buyer checked out this artwork while it was held (a double sale; their own payment may still be pending): left unavailable; give the piece to that buyer, or refund them if they paid (see `soldout sales list --state double_sale`)",
 				"waiting_session_id", waiting.SessionID, "waiting_email", waiting.Email)
 			break
 		}
@@ -525,8 +539,8 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 }
 
 // doubleSaleOf returns, among an artwork's sale rows, a double sale of a
-// session other than session, or nil: a buyer whose payment is recorded for
-// a piece that session held.
+// session other than session, or nil: a buyer who checked out a piece that
+// session held (paid, or with a delayed payment pending).
 func doubleSaleOf(sales []Sale, session string) *Sale {
 	for i := range sales {
 		if sales[i].State == SaleDoubleSale && sales[i].SessionID != session {

@@ -1,10 +1,10 @@
 package stock_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -44,6 +44,32 @@ type env struct {
 	handler http.Handler
 	mu      sync.Mutex
 	now     time.Time
+	logs    syncBuffer // every fulfiller's log lines, as text
+}
+
+// syncBuffer is a bytes.Buffer that fulfillers may write concurrently.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the log lines written so far at level that contain text.
+func (b *syncBuffer) lines(level slog.Level, text string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var found []string
+	for line := range strings.Lines(b.buf.String()) {
+		if strings.Contains(line, "level="+level.String()) && strings.Contains(line, text) {
+			found = append(found, line)
+		}
+	}
+	return found
 }
 
 func newEnv(t *testing.T) *env {
@@ -115,7 +141,7 @@ func (e *env) fulfiller(owner string) *stock.Fulfiller {
 }
 
 func (e *env) fulfillerWith(owner string, c stock.Catalog, j stock.Journal) *stock.Fulfiller {
-	return &stock.Fulfiller{Catalog: c, Journal: j, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Owner: owner, Now: e.clock}
+	return &stock.Fulfiller{Catalog: c, Journal: j, Logger: slog.New(slog.NewTextHandler(&e.logs, nil)), Owner: owner, Now: e.clock}
 }
 
 func (e *env) artwork(id string, extra ...map[string]any) {
@@ -441,6 +467,35 @@ func TestDelayedPayments(t *testing.T) {
 		}
 		if s := e.sale("a1", "cs_B"); s.State != stock.SaleDoubleSale {
 			t.Errorf("waiting buyer %+v", s)
+		}
+	})
+	t.Run("a pending buyer's double sale: told apart from a paid one until the payment succeeds", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		f := e.fulfiller("p1")
+		e.mustHandle(f, paid("evt_1", "cs_A", "a1"), stock.OutcomeSold)
+		e.mustHandle(f, event("evt_2", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+		if got := e.logs.lines(slog.LevelError, "cs_B"); len(got) != 1 || !strings.Contains(got[0], "pending") || strings.Contains(got[0], "refund one buyer;") {
+			t.Fatalf("an unpaid double sale must say the payment is pending, not ask for a refund yet: %q", got)
+		}
+		e.mustHandle(f, event("evt_3", stock.CheckoutAsyncSucceeded, "cs_B", "", "a1"), stock.OutcomeDoubleSale)
+		if got := e.logs.lines(slog.LevelError, "evt_3"); len(got) != 1 || !strings.Contains(got[0], "refund") {
+			t.Fatalf("the pending buyer's payment succeeded: an operator must be told to refund, got %q", got)
+		}
+	})
+	t.Run("held, a pending buyer's double sale, then failed: not said to have paid", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		f := e.fulfiller("p1")
+		e.mustHandle(f, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+		e.mustHandle(f, event("evt_2", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(f, event("evt_3", stock.CheckoutAsyncFailed, "cs_A", "", "a1"), stock.OutcomeReleaseSkipped)
+		if got := e.logs.lines(slog.LevelError, "evt_3"); len(got) != 1 || strings.Contains(got[0], "paid for") {
+			t.Fatalf("the waiting buyer has not paid yet: %q", got)
+		}
+		e.mustHandle(f, event("evt_4", stock.CheckoutAsyncFailed, "cs_B", "", "a1"), stock.OutcomeReleased)
+		if got := e.logs.lines(slog.LevelWarn, "evt_4"); len(got) != 1 || !strings.Contains(got[0], "nobody holds") {
+			t.Fatalf("the piece is left unavailable for nobody: an operator must hear of it, got %q", got)
 		}
 	})
 	t.Run("held, failed, the journal's write lost: released on redelivery", func(t *testing.T) {
