@@ -331,7 +331,10 @@ func (c *Client) send(ctx context.Context, endpoint, method, target string, body
 
 	if resp.StatusCode == http.StatusTooManyRequests || resp.Header.Get("ratelimit-remaining") == "0" {
 		// Every goroutine's next mutation waits for the window to reset,
-		// instead of each finding the limit on its own.
+		// instead of each finding the limit on its own. A read's limit
+		// pauses mutations too: they count towards the same 500 API calls
+		// a second. Reads are not paced; a limited read retries after the
+		// wait its own answer gives (backoff).
 		c.pacer.pause(time.Now().Add(rateLimitWait(resp.Header)))
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
