@@ -499,14 +499,21 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	if err != nil {
 		return "", err
 	}
+	applied := own.AppliedRev
+	if applied == "" && art.Published != nil && !art.Published.IsAvailable() && ownTransaction(art.Published.Rev) {
+		// The hold's Sanity write committed and a crash lost the journal's
+		// record of it. This held row is the artwork's one active sale, so
+		// a soldout write that made the piece unavailable is this sale's.
+		applied = art.Published.Rev
+	}
 	out := OutcomeReleased
-	txID := TransactionID(own.SessionID, id, "release", own.AppliedRev)
+	txID := TransactionID(own.SessionID, id, "release", applied)
 	switch {
-	case art.Published == nil || own.AppliedRev == "" && art.Published.IsAvailable():
+	case art.Published == nil || applied == "" && art.Published.IsAvailable():
 		// Nothing of ours to undo.
 	case art.Published.Rev == txID:
 		// An earlier delivery released it, and the journal did not hear.
-	case ownTransaction(own.AppliedRev) && art.Published.Rev == own.AppliedRev:
+	case ownTransaction(applied) && art.Published.Rev == applied:
 		// The piece is soldout's to give back, unless another buyer paid
 		// for it while it was held: re-offering it would sell it a third time.
 		if waiting := doubleSaleOf(sales, own.SessionID); waiting != nil {
@@ -515,7 +522,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 				"waiting_session_id", waiting.SessionID, "waiting_email", waiting.Email)
 			break
 		}
-		ours := map[string]bool{own.AppliedRev: true, draftTransactionID(*own, own.AppliedRev): true}
+		ours := map[string]bool{applied: true, draftTransactionID(*own, applied): true}
 		var revert []Variant
 		for _, v := range art.Variants() {
 			if ours[v.Rev] && !v.IsAvailable() {
@@ -532,7 +539,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// soldout was applying the sale (AppliedRev is then not soldout's).
 		out = OutcomeReleaseSkipped
 		log.Warn("delayed payment failed, but the artwork was changed in Sanity since soldout took it, or was withdrawn by someone else: left unavailable; check it in the Studio and make it available by hand if it is still for sale",
-			"current_rev", art.Published.Rev, "soldout_rev", own.AppliedRev)
+			"current_rev", art.Published.Rev, "soldout_rev", applied)
 	}
 	f.markReleased(ev, *own, settled)
 	return out, nil

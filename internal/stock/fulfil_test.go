@@ -516,6 +516,28 @@ func TestDelayedPayments(t *testing.T) {
 			t.Fatalf("sale %+v", s)
 		}
 	})
+	t.Run("held, the journal's write lost, then failed first: released", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		e.artwork("drafts.a1")
+		f := e.fulfiller("p1")
+		completed := event("evt_1", stock.CheckoutCompleted, "cs_1", stock.PaymentUnpaid, "a1")
+		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), completed); err == nil {
+			t.Fatal("the crash did not surface")
+		}
+		if e.available("a1") != "false" || e.available("drafts.a1") != "false" {
+			t.Fatal("Sanity was not written before the crash")
+		}
+		// Stripe does not keep order: the failure comes before the redelivery.
+		e.mustHandle(f, event("evt_2", stock.CheckoutAsyncFailed, "cs_1", "", "a1"), stock.OutcomeReleased)
+		if e.available("a1") != "true" || e.available("drafts.a1") != "true" {
+			t.Fatalf("soldout's own hold was not undone: %s / %s", e.available("a1"), e.available("drafts.a1"))
+		}
+		if len(e.logs.lines(slog.LevelWarn, "evt_2")) != 0 {
+			t.Errorf("a misleading warning: %q", e.logs.lines(slog.LevelWarn, "evt_2"))
+		}
+		e.mustHandle(f, completed, stock.OutcomeIgnored)
+	})
 	t.Run("failure overtakes the completion", func(t *testing.T) {
 		e := newEnv(t)
 		e.artwork("a1")
