@@ -48,6 +48,8 @@ func TestVerify(t *testing.T) {
 		{"bad timestamp", []string{secret}, "t=yesterday,v1=" + sig(secret, now), body, stripehook.ReasonMalformed},
 		{"no v1 at all", []string{secret}, ts(now) + ",v0=" + sig(secret, now), body, stripehook.ReasonNoMatch},
 		{"stale", []string{secret}, stripehook.Sign(body, secret, now.Add(-301*time.Second)), body, stripehook.ReasonStale},
+		{"stale and forged: the signature is the problem, not the clock", []string{secret}, stripehook.Sign(body, "whsec_attacker_000000", now.Add(-301*time.Second)), body, stripehook.ReasonNoMatch},
+		{"stale, signed by the second secret", []string{"whsec_other_000000", secret}, stripehook.Sign(body, secret, now.Add(-301*time.Second)), body, stripehook.ReasonStale},
 		{"just inside tolerance", []string{secret}, stripehook.Sign(body, secret, now.Add(-290*time.Second)), body, ""},
 		{"body changed after signing", []string{secret}, stripehook.Sign(body, secret, now), append([]byte(" "), body...), stripehook.ReasonNoMatch},
 		{"several v1, second matches", []string{secret}, ts(now) + ",v1=" + sig("whsec_other_000000", now) + ",v1=" + sig(secret, now), body, ""},
