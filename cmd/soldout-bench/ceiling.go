@@ -35,7 +35,7 @@ import (
 //  3. GET doc/drafts.<id>: the draft read again after the write.
 
 // ceilingVersionsQuery is the query soldout's sanity.Client sends.
-const ceilingVersionsQuery = `*[sanity::versionOf($id)]{_id,_rev,isAvailable}`
+const ceilingVersionsQuery = `*[sanity::versionOf($id)]{_id}`
 
 type ceilingClient struct {
 	client                      *http.Client

@@ -12,9 +12,10 @@ import (
 
 var _ stock.Catalog = (*Client)(nil)
 
-// versionsQuery lists every stored version of a published id. Studio uses
+// versionsQuery lists the ids of every stored version of a published id
+// (their contents are read from the doc endpoint). Studio uses
 // the same function; in the raw perspective it includes release versions.
-const versionsQuery = `*[sanity::versionOf($id)]{_id,_rev,isAvailable}`
+const versionsQuery = `*[sanity::versionOf($id)]{_id}`
 
 // variantDoc is the part of an artwork document soldout reads; everything
 // else in the body is skipped by the decoder.
@@ -44,8 +45,9 @@ func (d variantDoc) variant() (stock.Variant, error) {
 }
 
 // Artwork reads the published document and its draft with one doc-endpoint
-// request (strongly consistent) and, concurrently, the release versions
-// with a raw-perspective query.
+// request (strongly consistent) and, concurrently, lists the release
+// versions with a raw-perspective query; versions it lists are then read
+// from the doc endpoint too.
 func (c *Client) Artwork(ctx context.Context, id string) (stock.Artwork, error) {
 	if !validBaseID(id) {
 		return stock.Artwork{}, invalidID(id)
@@ -95,12 +97,25 @@ func (c *Client) Artwork(ctx context.Context, id string) (stock.Artwork, error) 
 	if draft != nil {
 		art.Others = append(art.Others, *draft)
 	}
-	// The query also returns the published document and the draft, but only
-	// eventually consistently: the doc endpoint's copies are the ones used.
-	first := len(art.Others)
+	// The query answers from Sanity's search store, which lags the
+	// documents: it only says which release versions exist. Their revisions
+	// are read from the doc endpoint, one request more when there are any,
+	// so that the write's guards are current and a version deleted
+	// meanwhile is not written.
+	var versionIDs []string
 	for _, d := range vs.docs {
-		if base, ok := versionBase(d.ID); !ok || base != id || !validDocID(d.ID) {
-			continue
+		if base, ok := versionBase(d.ID); ok && base == id && validDocID(d.ID) {
+			versionIDs = append(versionIDs, d.ID)
+		}
+	}
+	fresh, err := getDocuments[variantDoc](ctx, c, versionIDs)
+	if err != nil {
+		return stock.Artwork{}, err
+	}
+	first := len(art.Others)
+	for _, d := range fresh {
+		if !slices.Contains(versionIDs, d.ID) {
+			return stock.Artwork{}, stock.Errorf(stock.Internal, "sanity doc endpoint returned %q when asked for the versions of %s", d.ID, id)
 		}
 		v, err := d.variant()
 		if err != nil {

@@ -3,11 +3,15 @@ package sanity_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
 	"soldout/internal/sanity"
+	"soldout/internal/sanity/memlake"
 	"soldout/internal/sanity/sanitytest"
 	"soldout/internal/stock"
 )
@@ -73,6 +77,32 @@ func TestArtwork(t *testing.T) {
 		})
 	}
 
+	t.Run("release versions found by a stale query are read fresh", func(t *testing.T) {
+		// Sanity answers queries from a search store that lags the
+		// documents; stale serves the queries, live everything else.
+		stale, live := memlake.New("production", token), memlake.New("production", token)
+		for _, lake := range []*memlake.Lake{stale, live} {
+			putArtwork(lake, "X", map[string]any{"isAvailable": true})
+		}
+		putArtwork(stale, "versions.r1.X", map[string]any{"isAvailable": true})
+		putArtwork(stale, "versions.gone.X", map[string]any{"isAvailable": true})
+		edited := putArtwork(live, "versions.r1.X", map[string]any{"isAvailable": true, "title": "edited"})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/data/query/") {
+				stale.ServeHTTP(w, r)
+				return
+			}
+			live.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		art, err := newClient(t, srv.URL).Artwork(t.Context(), "X")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(art.Others) != 1 || art.Others[0].ID != "versions.r1.X" || art.Others[0].Rev != edited {
+			t.Fatalf("versions %+v, want versions.r1.X at its current rev %s (a stale rev fails the write's guard until the search store catches up; a deleted version is not written)", art.Others, edited)
+		}
+	})
 	t.Run("isAvailable that is not a boolean", func(t *testing.T) {
 		e := newEnv(t, sanitytest.Options{})
 		putArtwork(e.lake, "X", map[string]any{"isAvailable": "yes"})

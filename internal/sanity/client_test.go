@@ -229,7 +229,7 @@ func TestRequestShapes(t *testing.T) {
 		t.Errorf("doc request %+v", doc)
 	}
 	if query.method != "GET" || query.path != "/v2025-02-19/data/query/production" ||
-		query.query.Get("query") != "*[sanity::versionOf($id)]{_id,_rev,isAvailable}" ||
+		query.query.Get("query") != "*[sanity::versionOf($id)]{_id}" ||
 		query.query.Get("$id") != `"X"` || query.query.Get("perspective") != "raw" {
 		t.Errorf("query request %+v", query)
 	}
