@@ -25,6 +25,5 @@ func newStorefront(cfg config, a *app, stripeClient *stripeapi.Client, log *slog
 			Logger:       log,
 			TTL:          c.ReservationTTL, DefaultCurrency: c.DefaultCurrency,
 		},
-		AllowedOrigins: c.AllowedOrigins,
 	}
 }

@@ -54,7 +54,7 @@ var envHelp = []struct{ name, help string }{
 	{"SOLDOUT_RESERVATION_TTL", "checkout: how long a reservation holds an artwork (default 31m; 30m is Stripe's minimum)"},
 	{"SOLDOUT_SUCCESS_URL", "checkout: where Stripe sends the buyer after paying; may contain {CHECKOUT_SESSION_ID}"},
 	{"SOLDOUT_CANCEL_URL", "checkout: where Stripe sends a buyer who gives up"},
-	{"SOLDOUT_ALLOWED_ORIGINS", "checkout: comma-separated storefront origins allowed by CORS, e.g. https://shop.example.com"},
+	{"SOLDOUT_ALLOWED_ORIGINS", "comma-separated storefront origins allowed by CORS on /api/checkout, /api/availability and /api/fulfil, e.g. https://shop.example.com"},
 	{"SOLDOUT_DEFAULT_CURRENCY", "checkout: currency of artworks that have none (default eur)"},
 	{"SOLDOUT_FIELD_TITLE", "checkout: artwork field names: _TITLE (title), _PRICE (price, major units), _CURRENCY (currency), _IMAGE (imageUrl)"},
 }

@@ -128,6 +128,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 	// pointer in an interface would not read as "off".
 	if stripeClient != nil {
 		hc.Sessions = stripeClient
+		hc.AllowedOrigins = cfg.Checkout.AllowedOrigins
 		// Checkout with reservation, also only with STRIPE_SECRET_KEY (checkout.go).
 		hc.Storefront = newStorefront(cfg, a, stripeClient, log)
 	}

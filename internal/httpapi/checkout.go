@@ -14,16 +14,13 @@ import (
 // reservation: POST /api/checkout and GET /api/availability/{artworkId}.
 type Storefront struct {
 	Checkout *stock.Checkout
-	// AllowedOrigins are the storefront's origins (SOLDOUT_ALLOWED_ORIGINS),
-	// such as https://shop.example.com.
-	AllowedOrigins []string
 }
 
 // storefrontRoute wraps a storefront handler: CORS outside (preflights cost
 // the client nothing, and the page can read a 429), then the per-client
 // limit.
 func storefrontRoute(cfg Config, h http.Handler) http.Handler {
-	return allowOrigins(cfg.Storefront.AllowedOrigins, cfg.Limiter.Limit(h))
+	return allowOrigins(cfg.AllowedOrigins, cfg.Limiter.Limit(h))
 }
 
 // maxCheckoutBody: the request names one artwork.

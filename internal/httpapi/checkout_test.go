@@ -128,15 +128,15 @@ func (s *shop) replica(journalURL string, limiter *httpapi.ClientLimiter) *repli
 		limiter = httpapi.NewClientLimiter(60000, 1000)
 	}
 	return &replica{shop: s, journal: db, h: httpapi.NewServer(httpapi.Config{
-		Logger: log, Verifier: verifier, Journal: db, Limiter: limiter,
-		Fulfiller: &stock.Fulfiller{Catalog: catalog, Journal: db, Reservations: db, Logger: log, Owner: rand.Text(), Now: s.clock},
+		Logger: log, Verifier: verifier, Journal: db, Limiter: limiter, Sessions: client,
+		AllowedOrigins: []string{shopOrigin},
+		Fulfiller:      &stock.Fulfiller{Catalog: catalog, Journal: db, Reservations: db, Logger: log, Owner: rand.Text(), Now: s.clock},
 		Storefront: &httpapi.Storefront{
 			Checkout: &stock.Checkout{
 				Products:     catalog.Products(sanity.ProductFields{Title: "title", Price: "price", Currency: "currency", Image: "imageUrl"}),
 				Sessions:     stripeapi.Checkout{Client: client, SuccessURL: shopSuccess, CancelURL: shopCancel},
 				Reservations: db, Logger: log, TTL: shopTTL, DefaultCurrency: "eur", Now: s.clock,
 			},
-			AllowedOrigins: []string{shopOrigin},
 		},
 	})}
 }
@@ -589,6 +589,12 @@ func TestStorefrontCORS(t *testing.T) {
 		{"another site's preflight", "OPTIONS", "/api/checkout", "", "", []string{"Origin", "https://evil.example", "Access-Control-Request-Method", "POST"}, 204, false},
 		{"availability for the shop", "GET", "/api/availability/art-5", "", "", nil, 200, true},
 		{"availability for another site", "GET", "/api/availability/art-5", "", "", []string{"Origin", "https://evil.example"}, 200, false},
+		// The success page's fetch to /api/fulfil (the session is unknown
+		// to Stripe here: 404, which the page must be able to read).
+		{"the shop's fulfil preflight", "OPTIONS", "/api/fulfil", "", "", []string{"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type"}, 204, true},
+		{"the shop's fulfil fetch", "POST", "/api/fulfil", "application/json", `{"session_id":"cs_test_unknown"}`, nil, 404, true},
+		{"another site's fulfil form", "POST", "/api/fulfil", "application/x-www-form-urlencoded", "session_id=cs_test_unknown", []string{"Origin", "https://evil.example"}, 400, false},
+		{"fulfil from the shop's server", "POST", "/api/fulfil", "application/json", `{"session_id":"cs_test_unknown"}`, []string{"Origin", ""}, 404, false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,7 +39,7 @@ func allowOrigins(origins []string, h http.Handler) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost && origin != "" && !ok && !sameOrigin(r, origin) {
-			writeError(w, stock.Errorf(stock.Invalid, "origin %.100q may not open checkouts: list it in SOLDOUT_ALLOWED_ORIGINS", origin))
+			writeError(w, stock.Errorf(stock.Invalid, "origin %.100q may not call soldout from a browser: list it in SOLDOUT_ALLOWED_ORIGINS", origin))
 			return
 		}
 		h.ServeHTTP(w, r)

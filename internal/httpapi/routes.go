@@ -10,8 +10,10 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	mux.Handle("POST /api/webhook", handleWebhook(cfg))
 	mux.Handle("/api/webhook", methodNotAllowed(cfg.Logger, "POST"))
 	if cfg.Sessions != nil {
-		mux.Handle("POST /api/fulfil", handleFulfil(cfg))
-		mux.Handle("/api/fulfil", methodNotAllowed(cfg.Logger, "POST"))
+		// The success page calls it with fetch: CORS as for the storefront
+		// routes, outside the limit that handleFulfil applies and counts.
+		mux.Handle("POST /api/fulfil", allowOrigins(cfg.AllowedOrigins, handleFulfil(cfg)))
+		mux.Handle("/api/fulfil", allowOrigins(cfg.AllowedOrigins, methodNotAllowed(cfg.Logger, "POST")))
 	} else {
 		mux.Handle("/api/fulfil", routeOff("POST /api/fulfil is off on this server: STRIPE_SECRET_KEY is not set"))
 	}

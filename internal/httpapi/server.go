@@ -47,6 +47,10 @@ type Config struct {
 	// Storefront enables POST /api/checkout and GET /api/availability/{id}
 	// (checkout with reservation); nil: they answer 404, saying why.
 	Storefront *Storefront
+	// AllowedOrigins are the storefront's origins (SOLDOUT_ALLOWED_ORIGINS),
+	// such as https://shop.example.com: their pages may call /api/fulfil,
+	// /api/checkout and /api/availability from a browser.
+	AllowedOrigins []string
 }
 
 // The storefront routes' limit per client when Config.Limiter is nil:
