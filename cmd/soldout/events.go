@@ -92,7 +92,7 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	}
 	tw.Flush()
 	if notApplied > 0 {
-		fmt.Fprintf(stdout, "\n%d not applied: `soldout events show ID` says why; `soldout replay ID` runs it again once the cause is fixed.\n", notApplied)
+		fmt.Fprintf(stdout, "\n%d not applied: `soldout events show ID` says why; `soldout replay ID` runs it again once the cause is fixed (`soldout reconcile --apply` for a success-page event, fulfil:…).\n", notApplied)
 	}
 	return nil
 }

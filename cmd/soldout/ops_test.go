@@ -213,6 +213,28 @@ func TestOpsEventsAndSales(t *testing.T) {
 	}
 }
 
+// TestOpsReplayOfASuccessPageRequest: an event from POST /api/fulfil holds
+// soldout's record of the session, not a Stripe event; replay says what
+// applies it instead.
+func TestOpsReplayOfASuccessPageRequest(t *testing.T) {
+	o := startShop(t)
+	db, err := journal.Open(context.Background(), o.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "fulfil:cs_test_page:paid"
+	ev := stock.Event{ID: id, Type: stock.CheckoutCompleted, Created: time.Now(), Payload: []byte(`{"object":"soldout.fulfil","source":"POST /api/fulfil","session":{"id":"cs_test_page"}}`)}
+	_, err = db.RecordDelivery(context.Background(), ev, time.Now())
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := o.soldout("replay", id)
+	if code != 1 || !strings.Contains(errOut, "POST /api/fulfil") || !strings.Contains(errOut, "soldout reconcile --apply") {
+		t.Fatalf("replay of a success-page event: exit %d, %s", code, errOut)
+	}
+}
+
 func TestOpsReplay(t *testing.T) {
 	o := startShop(t)
 	failed, code := o.trigger("paid", "art-r", "cs_r")

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"soldout/internal/httpapi"
 	"soldout/internal/stock"
 	"soldout/internal/stripehook"
 )
@@ -49,6 +51,9 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	rec, err := journalEvent(ctx, a.journal, id)
 	if err != nil {
 		return err
+	}
+	if strings.HasPrefix(rec.ID, httpapi.FulfilEventPrefix) {
+		return fmt.Errorf("event %s came from the success page (POST /api/fulfil), not from Stripe, and cannot be replayed: `soldout reconcile --apply` applies its session (the page's next request, or Stripe's webhook, does too)", id)
 	}
 	ev, err := stripehook.Decode(rec.Payload)
 	if err != nil {

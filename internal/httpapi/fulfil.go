@@ -13,6 +13,11 @@ import (
 	"soldout/internal/stripeapi"
 )
 
+// FulfilEventPrefix starts the journal id of a POST /api/fulfil request's
+// event. Its payload is soldout's record of the session Stripe returned, not
+// a Stripe event, so it cannot be replayed; reconcile applies its session.
+const FulfilEventPrefix = "fulfil:"
+
 // SessionRetriever fetches one Checkout Session from Stripe;
 // *stripeapi.Client implements it.
 type SessionRetriever interface {
@@ -146,7 +151,7 @@ func fulfilEvent(sess stripeapi.Session, now time.Time) stock.Event {
 		},
 	})
 	return stock.Event{
-		ID:       "fulfil:" + sess.ID + ":" + sess.PaymentStatus,
+		ID:       FulfilEventPrefix + sess.ID + ":" + sess.PaymentStatus,
 		Type:     stock.CheckoutCompleted,
 		Created:  now,
 		Livemode: sess.Livemode,
