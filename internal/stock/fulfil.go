@@ -88,8 +88,33 @@ func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
 		return Result{}, Wrap(Unavailable, err, "waiting for another delivery of an artwork of session %s", ev.Session.ID)
 	}
 	defer unlock()
+	first := rec.Attempts == 1
+	for round := 1; ; round++ {
+		res, procErr, err := f.processAndFinish(ctx, ev, first)
+		if errors.Is(err, ErrStale) && procErr == nil && round < maxDecisions && ctx.Err() == nil {
+			// Another process changed a sale of this session while this one
+			// decided (a double sale recorded against a hold being
+			// released): decide again now rather than leave Sanity as this
+			// round wrote it until Stripe's retry.
+			first = false
+			continue
+		}
+		if errors.Is(err, ErrStale) {
+			err = Wrap(Unavailable, err, "another process changed a sale of session %s while this one recorded it; Stripe will retry", ev.Session.ID)
+		}
+		if err != nil && procErr == nil {
+			return res, err
+		}
+		return res, procErr
+	}
+}
+
+// processAndFinish runs one round of Handle: the rules, then the outcome and
+// the sale rows they leave, recorded together. procErr is the rules' error,
+// err the record's.
+func (f *Fulfiller) processAndFinish(ctx context.Context, ev Event, first bool) (res Result, procErr, err error) {
 	var settled []Sale
-	res, procErr := f.process(ctx, ev, rec.Attempts == 1, &settled)
+	res, procErr = f.process(ctx, ev, first, &settled)
 	if procErr == nil {
 		res, procErr = f.settleReservation(ctx, ev, res)
 	}
@@ -102,13 +127,7 @@ func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	err = f.Journal.FinishEvent(finishCtx, ev.ID, outcome, res.detail(), lastErr, f.now(), settled...)
-	if errors.Is(err, ErrStale) {
-		err = Wrap(Unavailable, err, "another process changed a sale of session %s while this one recorded it; Stripe will retry", ev.Session.ID)
-	}
-	if err != nil && procErr == nil {
-		return res, err
-	}
-	return res, procErr
+	return res, procErr, err
 }
 
 func (r Result) detail() string {
@@ -281,8 +300,8 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 			"email", ev.Session.Email)
 		// A draft or release version still offering it would put it back on
 		// sale when published, to a second buyer: it is closed too.
-		txID := TransactionID(ev.Session.ID, id, "close", pub.Rev)
-		if err := f.Catalog.SetAvailable(ctx, txID, false, availableVariants(art.Others)); err != nil {
+		closing := availableVariants(art.Others)
+		if err := f.Catalog.SetAvailable(ctx, saleTransaction(ev.Session.ID, id, "close", closing), false, closing); err != nil {
 			return "", err
 		}
 		return OutcomeAlreadyUnavailable, nil
@@ -352,6 +371,16 @@ func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want Sa
 // doubleSale records that ev's buyer checked out a piece another session
 // holds: paid (want is SaleSold), or with a delayed payment pending.
 func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, want SaleState, winner Sale, log *slog.Logger) (Outcome, error) {
+	if winner.State == SaleHeld {
+		// A release of the hold that read the rows before this one is
+		// recorded would not see this buyer wait: rewriting the winner's row
+		// makes that release's record fail as stale, and its next round
+		// sees the buyer. One released meanwhile makes this fail instead,
+		// and this buyer's next round finds the piece free.
+		if _, err := f.Journal.UpdateSale(ctx, winner); err != nil {
+			return "", err
+		}
+	}
 	now := f.now()
 	err := f.Journal.InsertSale(ctx, Sale{
 		ArtworkID: id, SessionID: ev.Session.ID, State: SaleDoubleSale,
@@ -405,10 +434,7 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, sett
 			appliedRev = art.Published.Rev
 			break
 		}
-		// The id covers the revision it was computed from, so a retry of this
-		// very write is deduplicated by Sanity, while a later write (after an
-		// editor's save) gets an id of its own.
-		txID := TransactionID(sale.SessionID, sale.ArtworkID, "take", art.Published.Rev)
+		txID := saleTransaction(sale.SessionID, sale.ArtworkID, "take", open)
 		err := f.Catalog.SetAvailable(ctx, txID, false, open)
 		if errors.Is(err, ErrRevisionMismatch) {
 			continue
@@ -421,7 +447,7 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, sett
 			appliedRev = txID
 		}
 	}
-	if err := f.patchLateDraft(ctx, sale, appliedRev); err != nil {
+	if err := f.patchLateDraft(ctx, sale); err != nil {
 		return err
 	}
 	// Recorded with the event's outcome, not on its own: one commit fewer
@@ -435,24 +461,18 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, sett
 // patchLateDraft makes unavailable a draft that an editor opened between
 // applyTake's read and its write: it copied isAvailable: true, and publishing
 // it would put the sold piece back on sale.
-func (f *Fulfiller) patchLateDraft(ctx context.Context, sale Sale, appliedRev string) error {
+func (f *Fulfiller) patchLateDraft(ctx context.Context, sale Sale) error {
 	for range maxDecisions {
 		d, err := f.Catalog.Draft(ctx, sale.ArtworkID)
 		if err != nil || d == nil || !d.IsAvailable() {
 			return err
 		}
-		err = f.Catalog.SetAvailable(ctx, draftTransactionID(sale, appliedRev), false, []Variant{*d})
+		err = f.Catalog.SetAvailable(ctx, saleTransaction(sale.SessionID, sale.ArtworkID, "draft", []Variant{*d}), false, []Variant{*d})
 		if !errors.Is(err, ErrRevisionMismatch) {
 			return err
 		}
 	}
 	return Errorf(Unavailable, "draft of artwork %s kept changing while soldout wrote it; Stripe will retry", sale.ArtworkID)
-}
-
-// draftTransactionID is the id under which patchLateDraft writes, so that
-// release recognises that draft as soldout's own.
-func draftTransactionID(sale Sale, appliedRev string) string {
-	return TransactionID(sale.SessionID, sale.ArtworkID, "draft", appliedRev)
 }
 
 // release hands an artwork back after a delayed payment failed, but only if
@@ -486,7 +506,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// Nothing was written to Sanity for this buyer and nothing is owed.
 		// But a held sale released meanwhile left the piece unavailable for
 		// this buyer's sake (see below), and now nobody waits for it.
-		if _, active := FindSales(sales, ev.Session.ID); active == nil && doubleSaleOf(sales, ev.Session.ID) == nil {
+		if _, active := FindSales(sales, ev.Session.ID); active == nil && doubleSaleSince(sales, ev.Session.ID, time.Time{}) == nil {
 			log.Warn("the delayed payment of a double-sale buyer failed: nothing is owed, but nobody holds this artwork any more and it may still be marked unavailable; make it available in the Studio if it is for sale")
 		}
 		f.markReleased(ev, *own, settled)
@@ -499,58 +519,66 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	if err != nil {
 		return "", err
 	}
-	applied := own.AppliedRev
-	if applied == "" && art.Published != nil && !art.Published.IsAvailable() && ownTransaction(art.Published.Rev) {
-		// The hold's Sanity write committed and a crash lost the journal's
-		// record of it. This held row is the artwork's one active sale, so
-		// a soldout write that made the piece unavailable is this sale's.
-		applied = art.Published.Rev
+	pub := art.Published
+	// mine: written by soldout for this sale, known to the journal or not
+	// (a crash between a write and its record). The exact AppliedRev also
+	// counts, for a sale applied before transaction ids named their sale.
+	mine := func(v Variant) bool {
+		return writtenFor(v.Rev, own.SessionID, id) || v.Rev == own.AppliedRev && ownTransaction(v.Rev)
 	}
+	// Sanity shows only what soldout did for this sale: its hold, its own
+	// release, or nothing yet.
+	untouched := pub != nil && (mine(*pub) || own.AppliedRev == "" && pub.IsAvailable())
 	out := OutcomeReleased
-	txID := TransactionID(own.SessionID, id, "release", applied)
-	switch {
-	case art.Published == nil || applied == "" && art.Published.IsAvailable():
-		// Nothing of ours to undo.
-	case art.Published.Rev == txID:
-		// An earlier delivery released it, and the journal did not hear.
-	case ownTransaction(applied) && art.Published.Rev == applied:
-		// The piece is soldout's to give back, unless another buyer paid
-		// for it while it was held: re-offering it would sell it a third time.
-		if waiting := doubleSaleOf(sales, own.SessionID); waiting != nil {
-			out = OutcomeReleaseSkipped
-			log.Error("delayed payment failed, but another buyer checked out this artwork while it was held (a double sale; their own payment may still be pending): left unavailable; give the piece to that buyer, or refund them if they paid (see `soldout sales list --state double_sale`)",
-				"waiting_session_id", waiting.SessionID, "waiting_email", waiting.Email)
-			break
-		}
-		ours := map[string]bool{applied: true, draftTransactionID(*own, applied): true}
-		var revert []Variant
-		for _, v := range art.Variants() {
-			if ours[v.Rev] && !v.IsAvailable() {
-				revert = append(revert, v)
-			}
-		}
-		if len(revert) > 0 {
-			if err := f.Catalog.SetAvailable(ctx, txID, true, revert); err != nil {
-				return "", err
-			}
-		}
-	default:
+	switch waiting := doubleSaleSince(sales, own.SessionID, own.CreatedAt); {
+	case pub == nil:
+		// Deleted: nothing to give back.
+	case !untouched:
 		// Changed since soldout's write, or withdrawn by someone else while
 		// soldout was applying the sale (AppliedRev is then not soldout's).
 		out = OutcomeReleaseSkipped
 		log.Warn("delayed payment failed, but the artwork was changed in Sanity since soldout took it, or was withdrawn by someone else: left unavailable; check it in the Studio and make it available by hand if it is still for sale",
-			"current_rev", art.Published.Rev, "soldout_rev", applied)
+			"current_rev", pub.Rev, "soldout_rev", own.AppliedRev)
+	case waiting != nil:
+		// Another buyer checked it out while it was held: re-offering it
+		// would sell it a third time. Where an earlier delivery of this
+		// failure already offered it again (the journal did not hear), or
+		// the hold was never written, it is closed for that buyer.
+		out = OutcomeReleaseSkipped
+		if open := availableVariants(art.Variants()); len(open) > 0 {
+			if err := f.Catalog.SetAvailable(ctx, saleTransaction(waiting.SessionID, id, "keep", open), false, open); err != nil {
+				return "", err
+			}
+		}
+		log.Error("delayed payment failed, but another buyer checked out this artwork while it was held (a double sale; their own payment may still be pending): kept unavailable; give the piece to that buyer, or refund them if they paid (see `soldout sales list --state double_sale`)",
+			"waiting_session_id", waiting.SessionID, "waiting_email", waiting.Email)
+	case !pub.IsAvailable():
+		// soldout's hold: give back every version soldout took for it.
+		var revert []Variant
+		for _, v := range art.Variants() {
+			if mine(v) && !v.IsAvailable() {
+				revert = append(revert, v)
+			}
+		}
+		if err := f.Catalog.SetAvailable(ctx, saleTransaction(own.SessionID, id, "release", revert), true, revert); err != nil {
+			return "", err
+		}
+	default:
+		// Available: an earlier delivery released it and the journal did
+		// not hear, or the hold was never written.
 	}
 	f.markReleased(ev, *own, settled)
 	return out, nil
 }
 
-// doubleSaleOf returns, among an artwork's sale rows, a double sale of a
-// session other than session, or nil: a buyer who checked out a piece that
-// session held (paid, or with a delayed payment pending).
-func doubleSaleOf(sales []Sale, session string) *Sale {
+// doubleSaleSince returns, among an artwork's sale rows, a double sale of a
+// session other than session recorded at or after since, or nil: a buyer
+// who checked out the piece while session's sale, created at since, held it
+// (paid, or with a delayed payment pending). Older ones were settled by a
+// person before this sale began.
+func doubleSaleSince(sales []Sale, session string, since time.Time) *Sale {
 	for i := range sales {
-		if sales[i].State == SaleDoubleSale && sales[i].SessionID != session {
+		if sales[i].State == SaleDoubleSale && sales[i].SessionID != session && !sales[i].CreatedAt.Before(since) {
 			return &sales[i]
 		}
 	}
@@ -564,11 +592,37 @@ func (f *Fulfiller) markReleased(ev Event, s Sale, settled *[]Sale) {
 	*settled = append(*settled, s)
 }
 
-// TransactionID derives a Sanity transaction id from what is being applied,
-// so that resending a write whose answer was lost cannot apply it twice.
-func TransactionID(parts ...string) string {
+// saleTransaction is the Sanity transaction id of a write made for the sale
+// of artwork to session: "soldout-<sale>-<write>". Sanity sets the _rev of
+// every document a transaction writes to its id, so <sale> tells later
+// which versions soldout made unavailable for which sale, even when the
+// journal did not hear of the write (a crash). <write> covers the kind of
+// write and every document and revision it is guarded by: a retry of the
+// very same write, whose answer was lost, keeps its id and Sanity refuses
+// to apply it twice, while any other write gets an id of its own (Sanity
+// also refuses a committed id, and soldout reads that as done).
+func saleTransaction(session, artwork, kind string, guards []Variant) string {
+	parts := []string{kind}
+	for _, v := range guards {
+		parts = append(parts, v.ID, v.Rev)
+	}
+	return salePrefix(session, artwork) + digest(parts...)
+}
+
+// salePrefix starts the id of every write made for one sale.
+func salePrefix(session, artwork string) string {
+	return transactionPrefix + digest(session, artwork) + "-"
+}
+
+func digest(parts ...string) string {
 	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return transactionPrefix + hex.EncodeToString(h[:16])
+	return hex.EncodeToString(h[:8])
+}
+
+// writtenFor reports whether rev is the id of a write soldout made for the
+// sale of artwork to session.
+func writtenFor(rev, session, artwork string) bool {
+	return strings.HasPrefix(rev, salePrefix(session, artwork))
 }
 
 // transactionPrefix marks soldout's writes: Sanity sets a document's _rev to

@@ -705,9 +705,12 @@ func TestDraftOpenedBetweenReadAndWriteIsPatched(t *testing.T) {
 			t.Errorf("%s was left available", id)
 		}
 	}
+	// Its transaction id names the sale as the take's does, so that a
+	// release recognises the draft as soldout's to give back.
 	sale := e.sale("a1", "cs_1")
-	if rev := e.rev("drafts.a1"); rev != stock.TransactionID("cs_1", "a1", "draft", sale.AppliedRev) {
-		t.Errorf("draft written under %s, not the id release recognises", rev)
+	salePart := sale.AppliedRev[:strings.LastIndex(sale.AppliedRev, "-")+1]
+	if rev := e.rev("drafts.a1"); rev == sale.AppliedRev || !strings.HasPrefix(rev, salePart) {
+		t.Errorf("draft written under %s, not under an id of the sale %s…", rev, salePart)
 	}
 }
 
