@@ -199,6 +199,16 @@ func (c *Checkout) Start(ctx context.Context, artworkID string) (CheckoutSession
 	if err != nil {
 		return CheckoutSession{}, err
 	}
+	// The first read may predate a sale that converted the reservation this
+	// claim replaced: the webhook writes Sanity before it converts, so a
+	// read now that the claim holds sees that sale.
+	if p, err := c.product(ctx, artworkID); err != nil || !p.Available {
+		c.release(ctx, r)
+		if err == nil {
+			err = sold(artworkID)
+		}
+		return CheckoutSession{}, err
+	}
 	req.ExpiresAt, req.IdempotencyKey = r.ExpiresAt, "soldout-checkout-"+r.ClaimID
 	s, err := c.Sessions.CreateSession(ctx, req)
 	if err != nil {

@@ -191,3 +191,57 @@ func TestCheckoutWithoutItsRecordReleases(t *testing.T) {
 		t.Errorf("reservation %s, want released", e.reservationState("a1"))
 	}
 }
+
+// afterRead runs hook once, right after the wrapped read of a product.
+type afterRead struct {
+	stock.Products
+	hook func()
+}
+
+func (a *afterRead) Product(ctx context.Context, id string) (stock.Product, error) {
+	p, err := a.Products.Product(ctx, id)
+	if h := a.hook; h != nil {
+		a.hook = nil
+		h()
+	}
+	return p, err
+}
+
+// openedSessions opens a Checkout Session for every request and counts them.
+type openedSessions struct{ n int }
+
+func (s *openedSessions) CreateSession(_ context.Context, r stock.CheckoutRequest) (stock.CheckoutSession, error) {
+	s.n++
+	return stock.CheckoutSession{ID: "cs_B", URL: "https://checkout.stripe.com/c/pay/cs_B", Status: stock.SessionOpen, ExpiresAt: r.ExpiresAt}, nil
+}
+
+func (s *openedSessions) Session(context.Context, string) (stock.CheckoutSession, error) {
+	return stock.CheckoutSession{ID: "cs_A", Status: stock.SessionComplete}, nil
+}
+
+// TestStartAfterASaleBetweenItsReads: buyer A's payment is applied (the
+// piece unavailable, A's reservation converted) while buyer B's Start is
+// between its read of the artwork and its claim. The claim succeeds, as A's
+// reservation is no longer open; B must still not get a session for the
+// sold piece, or B's payment would be the double sale reservations prevent.
+func TestStartAfterASaleBetweenItsReads(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1", map[string]any{"price": 100})
+	e.reserve("a1", "cs_A")
+	f := e.fulfiller("p1")
+	f.Reservations = e.journal
+	products := &afterRead{Products: e.catalog(token).Products(sanity.ProductFields{Title: "title", Price: "price", Currency: "currency"})}
+	products.hook = func() { e.mustHandle(f, paid("evt_A", "cs_A", "a1"), stock.OutcomeSold) }
+	sessions := &openedSessions{}
+	c := &stock.Checkout{Products: products, Sessions: sessions, Reservations: e.journal,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), TTL: 31 * time.Minute, DefaultCurrency: "eur", Now: e.clock}
+	if _, err := c.Start(t.Context(), "a1"); !errors.Is(err, stock.ErrSold) {
+		t.Fatalf("Start: %v, want sold", err)
+	}
+	if sessions.n != 0 {
+		t.Error("a Checkout Session was opened for a sold piece")
+	}
+	if st := e.reservationState("a1"); st == stock.ReservationOpen {
+		t.Error("B's claim still holds the sold piece")
+	}
+}
