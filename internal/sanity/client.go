@@ -354,7 +354,7 @@ var jsonContentType = []string{"application/json"}
 func retryable(err error) bool {
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return ae.Status == http.StatusTooManyRequests || ae.Status >= 500 || ae.Type == typeTransactionConflict
+		return ae.transient()
 	}
 	var se *stock.Error
 	return !errors.As(err, &se) // network errors; classified errors are final

@@ -492,24 +492,29 @@ func TestRetriedUntilSuccess(t *testing.T) {
 		})
 	}
 
-	t.Run("transactionConflictError", func(t *testing.T) {
-		var calls atomic.Int32
-		lake := memlake.New("production", token)
-		rev := putArtwork(lake, "X", nil)
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if calls.Add(1) == 1 {
-				w.WriteHeader(409)
-				_, _ = io.WriteString(w, `{"error":{"type":"transactionConflictError","description":"Transaction conflict"}}`)
-				return
+	for name, body := range map[string]string{
+		"transactionConflictError":                    `{"error":{"type":"transactionConflictError","description":"Transaction conflict"}}`,
+		"transactionConflictError in a mutationError": `{"error":{"type":"mutationError","description":"Mutation failed: Transaction conflict","items":[{"index":0,"error":{"type":"transactionConflictError","description":"Transaction conflict"}}]}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			var calls atomic.Int32
+			lake := memlake.New("production", token)
+			rev := putArtwork(lake, "X", nil)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					w.WriteHeader(409)
+					_, _ = io.WriteString(w, body)
+					return
+				}
+				lake.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			c := newClient(t, srv.URL)
+			if err := c.SetAvailable(t.Context(), "tx-1", false, []stock.Variant{{ID: "X", Rev: rev}}); err != nil || calls.Load() != 2 {
+				t.Errorf("err %v after %d requests", err, calls.Load())
 			}
-			lake.ServeHTTP(w, r)
-		}))
-		defer srv.Close()
-		c := newClient(t, srv.URL)
-		if err := c.SetAvailable(t.Context(), "tx-1", false, []stock.Variant{{ID: "X", Rev: rev}}); err != nil || calls.Load() != 2 {
-			t.Errorf("err %v after %d requests", err, calls.Load())
-		}
-	})
+		})
+	}
 
 	t.Run("reads are retried too", func(t *testing.T) {
 		e := newEnv(t, sanitytest.Options{

@@ -78,6 +78,13 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// transient reports whether sending the same request again may succeed: a
+// rate limit, a server error, or a transaction rolled back by a concurrent
+// one (at the top level or as an item of a mutationError).
+func (e *APIError) transient() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status >= 500 || e.hasType(typeTransactionConflict)
+}
+
 // hasType reports whether the error or one of its items has type t.
 func (e *APIError) hasType(t string) bool {
 	if e.Type == t {
@@ -211,7 +218,7 @@ func (c *Client) classify(endpoint string, attempts int, err error, muts []Mutat
 			c.project, c.dataset)
 	case ae.Status == http.StatusNotFound:
 		return stock.Wrap(stock.Misconfigured, ae, "sanity %s: project %s has no dataset %s, or the host is wrong", endpoint, c.project, c.dataset)
-	case ae.Status == http.StatusTooManyRequests || ae.Status >= 500 || ae.Type == typeTransactionConflict:
+	case ae.transient():
 		return stock.Wrap(stock.Unavailable, ae, "sanity %s: still failing after %d attempt(s)", endpoint, attempts)
 	case ae.Status == http.StatusConflict:
 		if ae.hasType(typeRevisionMismatch) || guardedNotFound(ae, muts) {
