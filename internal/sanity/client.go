@@ -259,12 +259,8 @@ func (c *Client) do(ctx context.Context, endpoint, method, target string, body [
 		c.observe(endpoint, "retry", delay)
 		c.log.DebugContext(ctx, "sanity request failed, retrying",
 			"endpoint", endpoint, "attempt", attempt, "delay", delay, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return attempt, fmt.Errorf("%w; last failure: %w", ctx.Err(), err)
+		if serr := sleep(ctx, delay); serr != nil {
+			return attempt, fmt.Errorf("%w; last failure: %w", serr, err)
 		}
 	}
 }

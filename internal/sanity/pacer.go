@@ -18,6 +18,7 @@ type pacer struct {
 	interval time.Duration // one token; 0 disables pacing
 	tau      time.Duration // (burst-1) tokens: how far tat may run ahead
 	tat      time.Time
+	paused   time.Time // no request starts before: a rate limit's reset
 }
 
 func newPacer(perSecond float64) *pacer {
@@ -54,34 +55,56 @@ func (p *pacer) reserve(now, latest time.Time) (at time.Time, ok bool) {
 func (p *pacer) pause(until time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if until.After(p.paused) {
+		p.paused = until
+	}
 	if t := until.Add(p.tau); t.After(p.tat) {
 		p.tat = t
 	}
+}
+
+// stillPaused reports whether a slot starting at at falls inside a pause:
+// one reported after the slot was reserved, while its caller slept.
+func (p *pacer) stillPaused(at time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return at.Before(p.paused)
 }
 
 // wait blocks until the caller may send a mutation. It refuses at once when
 // the slot would start too late for the request to finish before ctx's
 // deadline.
 func (p *pacer) wait(ctx context.Context) error {
-	now := time.Now()
 	var latest time.Time
 	if dl, ok := ctx.Deadline(); ok {
 		latest = dl.Add(-minAttemptBudget)
 	}
-	at, ok := p.reserve(now, latest)
-	if !ok {
-		return stock.Errorf(stock.Unavailable, "sanity mutate: rate limited until %s, past the request deadline", at.Format(time.RFC3339Nano))
+	for {
+		now := time.Now()
+		at, ok := p.reserve(now, latest)
+		if !ok {
+			return stock.Errorf(stock.Unavailable, "sanity mutate: rate limited until %s, past the request deadline", at.Format(time.RFC3339Nano))
+		}
+		if d := at.Sub(now); d > 0 {
+			if err := sleep(ctx, d); err != nil {
+				return stock.Wrap(stock.Unavailable, err, "sanity mutate: waiting for the rate limit")
+			}
+		}
+		// A slot reserved before a pause began is given up for one after
+		// it: reserve places every new slot there.
+		if !p.stillPaused(at) {
+			return nil
+		}
 	}
-	d := at.Sub(now)
-	if d <= 0 {
-		return nil
-	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return stock.Wrap(stock.Unavailable, ctx.Err(), "sanity mutate: waiting for the rate limit")
+		return ctx.Err()
 	}
 }

@@ -95,6 +95,31 @@ func TestPacer(t *testing.T) {
 	}
 }
 
+// TestPauseCatchesReservedSlots: a caller that reserved its slot before a
+// rate limit was reported, and sleeps until it, must not send into the
+// window Sanity just refused.
+func TestPauseCatchesReservedSlots(t *testing.T) {
+	p := newPacer(4)
+	var slots []time.Time
+	for range 6 {
+		slot, _ := p.reserve(at(0), time.Time{})
+		slots = append(slots, slot) // 0, 0, 0, 0, 250, 500 ms
+	}
+	p.pause(at(2000))
+	for i, slot := range slots {
+		if !p.stillPaused(slot) {
+			t.Errorf("slot %d at %v: sent inside the pause", i, slot.Sub(t0))
+		}
+	}
+	again, _ := p.reserve(at(250), time.Time{})
+	if again.Before(at(2000)) || p.stillPaused(again) {
+		t.Errorf("slot taken again at %v, want after the pause", again.Sub(t0))
+	}
+	if p.stillPaused(at(2000)) {
+		t.Error("the pause outlives its end")
+	}
+}
+
 // TestRateLimitPausesEveryMutation: one 429 makes the next mutation of any
 // goroutine wait for retry-after, and a caller whose deadline comes first is
 // refused without touching the server.
