@@ -103,6 +103,15 @@ func TestArtwork(t *testing.T) {
 			t.Fatalf("versions %+v, want versions.r1.X at its current rev %s (a stale rev fails the write's guard until the search store catches up; a deleted version is not written)", art.Others, edited)
 		}
 	})
+	t.Run("a published document and its draft near Sanity's size limit", func(t *testing.T) {
+		e := newEnv(t, sanitytest.Options{})
+		big := strings.Repeat("x", 20<<20) // Sanity accepts documents of up to 32 MB
+		putArtwork(e.lake, "X", map[string]any{"isAvailable": true, "body": big})
+		putArtwork(e.lake, "drafts.X", map[string]any{"isAvailable": true, "body": big})
+		if art, err := e.client.Artwork(t.Context(), "X"); err != nil || len(art.Others) != 1 {
+			t.Fatalf("art %+v, err %v: a sale of this artwork could never be applied", art.Others, err)
+		}
+	})
 	t.Run("isAvailable that is not a boolean", func(t *testing.T) {
 		e := newEnv(t, sanitytest.Options{})
 		putArtwork(e.lake, "X", map[string]any{"isAvailable": "yes"})

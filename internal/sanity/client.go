@@ -52,8 +52,11 @@ const (
 	// maxGetURL is where queries switch from GET to POST: proxies and
 	// Sanity's front end refuse URLs much longer than this.
 	maxGetURL = 8 << 10
-	// maxResponse bounds what is read from one response.
-	maxResponse = 16 << 20
+	// maxResponse bounds what is read from one response: the two largest
+	// documents Sanity stores (32 MB each: a published artwork and its
+	// draft), and room for the envelope. Refusing less would leave such an
+	// artwork impossible to mark sold.
+	maxResponse = 2*32_000_000 + 1<<20
 )
 
 // Config configures a Client.
