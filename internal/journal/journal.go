@@ -51,10 +51,16 @@ const busyTimeout = "5000"
 // through _txlock, the committer's explicitly): they take the write lock up
 // front, waiting under busy_timeout, instead of failing with SQLITE_BUSY when
 // a read transaction tries to become a write.
+//
+// Page caches are a quarter (the writer: 1 MiB) and an eighth (each reader)
+// of SQLite's default 2 MiB: the writer appends to B-trees whose interior
+// pages fit many times over, readers walk one artwork's rows, and the OS
+// caches the file anyway. It keeps the server's peak RSS 1.6–2.2 MiB lower
+// at no measurable cost in events per second (BENCHMARKS.md).
 const (
 	sqliteWriterParams = "_txlock=immediate&_busy_timeout=" + busyTimeout +
-		"&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_pragma=temp_store(MEMORY)"
-	sqliteReaderParams = "_busy_timeout=" + busyTimeout + "&_foreign_keys=1&_query_only=1"
+		"&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_pragma=temp_store(MEMORY)&_pragma=cache_size(-1024)"
+	sqliteReaderParams = "_busy_timeout=" + busyTimeout + "&_foreign_keys=1&_query_only=1&_pragma=cache_size(-512)"
 )
 
 // DB is the journal. It implements stock.Journal and the read side the
