@@ -28,23 +28,34 @@ func (d *DB) Sales(ctx context.Context, artworkID string) ([]stock.Sale, error) 
 // exists for the artwork, and with ErrSaleExists if the (artwork, session)
 // row exists.
 func (d *DB) InsertSale(ctx context.Context, s stock.Sale) error {
+	return d.insertSale(ctx, s, false)
+}
+
+// ClaimSale is InsertSale that, on SQLite, returns once the row is written
+// in the group commit, before the commit (see stock.Journal). PostgreSQL
+// commits every statement on its own: there it is InsertSale.
+func (d *DB) ClaimSale(ctx context.Context, s stock.Sale) error {
+	return d.insertSale(ctx, s, true)
+}
+
+func (d *DB) insertSale(ctx context.Context, s stock.Sale, early bool) error {
 	now := d.now()
 	created, updated := millisOr(s.CreatedAt, now), millisOr(s.UpdatedAt, now)
-	err := d.write(ctx, func(ctx context.Context) error {
+	_, err := stage(ctx, d, func(ctx context.Context) (struct{}, error) {
 		res, err := d.st.insertSale.ExecContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
 			s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), created, updated, s.Version)
 		if violatesOneActive(err) {
-			return conflict(stock.ErrSaleTaken, "insert sale %s/%s", s.ArtworkID, s.SessionID)
+			return struct{}{}, conflict(stock.ErrSaleTaken, "insert sale %s/%s", s.ArtworkID, s.SessionID)
 		}
 		if err != nil {
-			return err
+			return struct{}{}, err
 		}
 		n, err := res.RowsAffected()
 		if err == nil && n == 0 {
 			err = conflict(stock.ErrSaleExists, "insert sale %s/%s", s.ArtworkID, s.SessionID)
 		}
-		return err
-	})
+		return struct{}{}, err
+	}, func(struct{}) bool { return early })
 	if err != nil {
 		return fail(err, "insert sale %s/%s", s.ArtworkID, s.SessionID)
 	}

@@ -65,6 +65,10 @@ func (o observedJournal) InsertSale(ctx context.Context, s stock.Sale) error {
 	return o.check(ctx, "insert_sale", err)
 }
 
+func (o observedJournal) ClaimSale(ctx context.Context, s stock.Sale) error {
+	return o.check(ctx, "claim_sale", o.j.ClaimSale(ctx, s))
+}
+
 func (o observedJournal) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
 	out, err := o.j.UpdateSale(ctx, s)
 	return out, o.check(ctx, "update_sale", err)

@@ -158,3 +158,4 @@ type fakeJournal struct {
 }
 
 func (f fakeJournal) InsertSale(context.Context, stock.Sale) error { return f.err }
+func (f fakeJournal) ClaimSale(context.Context, stock.Sale) error  { return f.err }

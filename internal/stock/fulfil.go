@@ -243,7 +243,7 @@ func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleStat
 		case own != nil:
 			return f.continueOwn(ctx, ev, *own, want, settled, log)
 		case active != nil:
-			return f.doubleSale(ctx, ev, id, want, *active, log)
+			return f.doubleSale(ctx, ev, id, want, active, log)
 		default:
 			return f.claim(ctx, ev, id, want, settled, log)
 		}
@@ -295,7 +295,19 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		log.Error("artwork does not exist in Sanity: check SANITY_PROJECT_ID and SANITY_DATASET, or restore the document; the event is refused so that Stripe retries")
 		return "", Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", id)
 	}
-	if !pub.IsAvailable() {
+	switch {
+	case pub.IsAvailable():
+	case writtenFor(pub.Rev, ev.Session.ID, id):
+		// soldout's write for this very sale, whose claim was lost with its
+		// commit (a crash, a failed batch): claim it again; applyTake finds
+		// the write done.
+	case ownTransaction(pub.Rev):
+		// soldout made it unavailable for another sale that the journal does
+		// not hold as active: one whose claim was lost the same way, or a
+		// buyer it is kept for after a failed hold. Either way this buyer's
+		// is a second sale.
+		return f.doubleSale(ctx, ev, id, want, nil, log)
+	default:
 		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer paid for a piece marked unavailable by someone else; check whether it was sold elsewhere",
 			"email", ev.Session.Email)
 		// A draft or release version still offering it would put it back on
@@ -314,7 +326,9 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		LeaseOwner: f.Owner, LeaseUntil: now.Add(f.leaseTTL()),
 		CreatedAt: now, UpdatedAt: now, Version: 1,
 	}
-	if err := f.Journal.InsertSale(ctx, sale); err != nil {
+	// Staged: the Sanity write below overlaps the claim's commit, and
+	// FinishEvent, which settles this row, fails if the commit was lost.
+	if err := f.Journal.ClaimSale(ctx, sale); err != nil {
 		return "", err
 	}
 	if err := f.applyTake(ctx, sale, &art, settled, log); err != nil {
@@ -369,15 +383,16 @@ func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want Sa
 }
 
 // doubleSale records that ev's buyer checked out a piece another session
-// holds: paid (want is SaleSold), or with a delayed payment pending.
-func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, want SaleState, winner Sale, log *slog.Logger) (Outcome, error) {
-	if winner.State == SaleHeld {
+// holds: paid (want is SaleSold), or with a delayed payment pending. winner
+// is that session's active row; nil when the journal holds none (see claim).
+func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, want SaleState, winner *Sale, log *slog.Logger) (Outcome, error) {
+	if winner != nil && winner.State == SaleHeld {
 		// A release of the hold that read the rows before this one is
 		// recorded would not see this buyer wait: rewriting the winner's row
 		// makes that release's record fail as stale, and its next round
 		// sees the buyer. One released meanwhile makes this fail instead,
 		// and this buyer's next round finds the piece free.
-		if _, err := f.Journal.UpdateSale(ctx, winner); err != nil {
+		if _, err := f.Journal.UpdateSale(ctx, *winner); err != nil {
 			return "", err
 		}
 	}
@@ -394,8 +409,13 @@ func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, want Sa
 	if want == SaleHeld {
 		msg = "double sale: this buyer checked out an artwork that another session already took, and their delayed payment is pending; Sanity left untouched; nothing to refund yet: if the payment succeeds soldout logs it again, if it fails nothing is owed"
 	}
-	log.Error(msg, "email", ev.Session.Email, "amount", ev.Session.AmountTotal, "currency", ev.Session.Currency,
-		"winning_session_id", winner.SessionID, "winning_email", winner.Email, "winning_state", winner.State)
+	attrs := []any{"email", ev.Session.Email, "amount", ev.Session.AmountTotal, "currency", ev.Session.Currency}
+	if winner != nil {
+		attrs = append(attrs, "winning_session_id", winner.SessionID, "winning_email", winner.Email, "winning_state", winner.State)
+	} else {
+		attrs = append(attrs, "winning_session_id", "unknown: soldout made the artwork unavailable for a sale the journal does not hold as active (a claim lost in a crash, whose event Stripe will deliver again, or a buyer kept waiting after a failed hold): see `soldout sales list --artwork "+id+"`")
+	}
+	log.Error(msg, attrs...)
 	return OutcomeDoubleSale, nil
 }
 

@@ -108,6 +108,13 @@ type Journal interface {
 	// another active row exists for the artwork, and with ErrSaleExists if
 	// the (artwork, session) row exists.
 	InsertSale(ctx context.Context, s Sale) error
+	// ClaimSale is InsertSale for a row that the caller records again with
+	// FinishEvent before it answers. A journal that groups commits may
+	// return once the row is written, before it is committed, so that the
+	// caller's Sanity write overlaps the commit: if the row is then lost,
+	// FinishEvent finds it missing and fails with ErrStale, so nothing is
+	// answered 2xx without it.
+	ClaimSale(ctx context.Context, s Sale) error
 	// UpdateSale rewrites the row of (s.ArtworkID, s.SessionID) if its
 	// version is still s.Version, and returns it with the new version.
 	// ErrStale when another writer came first; ErrSaleTaken when s becomes
