@@ -113,16 +113,18 @@ func outcomeText(o stock.Outcome) string {
 
 // saleView is a sale as -json prints it. Amount is in minor units.
 type saleView struct {
-	ArtworkID  string    `json:"artwork_id"`
-	SessionID  string    `json:"session_id"`
-	State      string    `json:"state"`
-	Email      string    `json:"email"`
-	Amount     int64     `json:"amount"`
-	Currency   string    `json:"currency"`
-	EventIDs   []string  `json:"event_ids"`
-	AppliedRev string    `json:"applied_rev"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	ArtworkID  string   `json:"artwork_id"`
+	SessionID  string   `json:"session_id"`
+	State      string   `json:"state"`
+	Email      string   `json:"email"`
+	Amount     int64    `json:"amount"`
+	Currency   string   `json:"currency"`
+	EventIDs   []string `json:"event_ids"`
+	AppliedRev string   `json:"applied_rev"`
+	// WaitsFor is, for a double sale, the sale it lost to (stock.Sale.WaitsFor).
+	WaitsFor  string    `json:"waits_for,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// Holder is, for a double sale, the session that holds the artwork.
 	Holder *saleView `json:"holder,omitempty"`
 }
@@ -131,7 +133,7 @@ func viewSale(s stock.Sale) saleView {
 	v := saleView{
 		ArtworkID: s.ArtworkID, SessionID: s.SessionID, State: string(s.State), Email: s.Email,
 		Amount: s.Amount, Currency: s.Currency, EventIDs: s.EventIDs, AppliedRev: s.AppliedRev,
-		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(),
+		WaitsFor: s.WaitsFor, CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(),
 	}
 	if v.EventIDs == nil {
 		v.EventIDs = []string{}

@@ -37,6 +37,7 @@ var contract = []struct {
 	{"ClaimSale", func(t *testing.T, url string) { testInsertSale(t, url, claimSale) }},
 	{"InsertSaleRace", func(t *testing.T, url string) { testInsertSaleRace(t, url, insertSale) }},
 	{"ClaimSaleRace", func(t *testing.T, url string) { testInsertSaleRace(t, url, claimSale) }},
+	{"InsertDoubleSale", testInsertDoubleSale},
 	{"UpdateSale", testUpdateSale},
 	{"UpdateSaleRace", testUpdateSaleRace},
 	{"WritersOnSeveralHandles", testSeveralHandles},
@@ -789,5 +790,53 @@ func testClosed(t *testing.T, url string) {
 	}
 	if err := d.Ping(ctx); stock.ErrorCode(err) != stock.Unavailable {
 		t.Errorf("Ping after Close: %v, want an unavailable error", err)
+	}
+}
+
+// testInsertDoubleSale: the double sale and the rewrite of the held row it
+// lost to commit together, or not at all.
+func testInsertDoubleSale(t *testing.T, url string) {
+	d := open(t, url)
+	held := sale("art_d", "cs_held", stock.SaleHeld)
+	held.Version = 1
+	if err := d.InsertSale(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	double := sale("art_d", "cs_double", stock.SaleDoubleSale)
+	double.Version, double.WaitsFor = 1, "cs_held"
+	if err := d.InsertDoubleSale(ctx, double, &held); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := d.Sales(ctx, "art_d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]stock.Sale{}
+	for _, r := range rows {
+		byID[r.SessionID] = r
+	}
+	if byID["cs_held"].Version != 2 || byID["cs_held"].State != stock.SaleHeld {
+		t.Errorf("held row %+v, want it rewritten as it was, at version 2", byID["cs_held"])
+	}
+	if byID["cs_double"].WaitsFor != "cs_held" {
+		t.Errorf("double sale %+v, want it to name the sale it waits for", byID["cs_double"])
+	}
+
+	// The held row changed since it was read (released, say): neither write.
+	late := sale("art_d", "cs_late", stock.SaleDoubleSale)
+	late.Version = 1
+	wantErr(t, "winner changed meanwhile", d.InsertDoubleSale(ctx, late, &held), stock.ErrStale)
+	if rows, _ := d.Sales(ctx, "art_d"); len(rows) != 2 {
+		t.Errorf("%d rows after a refused double sale, want 2", len(rows))
+	}
+
+	// Without a winner row (a claim lost in a crash): the double sale alone.
+	alone := sale("art_e", "cs_alone", stock.SaleDoubleSale)
+	alone.Version, alone.WaitsFor = 1, "soldout-0123456789abcdef-fedcba9876543210"
+	if err := d.InsertDoubleSale(ctx, alone, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := d.Sales(ctx, "art_e"); len(rows) != 1 || rows[0].WaitsFor != alone.WaitsFor {
+		t.Errorf("rows %+v", rows)
 	}
 }

@@ -39,27 +39,54 @@ func (d *DB) ClaimSale(ctx context.Context, s stock.Sale) error {
 }
 
 func (d *DB) insertSale(ctx context.Context, s stock.Sale, early bool) error {
-	now := d.now()
-	created, updated := millisOr(s.CreatedAt, now), millisOr(s.UpdatedAt, now)
 	_, err := stage(ctx, d, func(ctx context.Context) (struct{}, error) {
-		res, err := d.st.insertSale.ExecContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
-			s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), created, updated, s.Version)
-		if violatesOneActive(err) {
-			return struct{}{}, conflict(stock.ErrSaleTaken, "insert sale %s/%s", s.ArtworkID, s.SessionID)
-		}
-		if err != nil {
-			return struct{}{}, err
-		}
-		n, err := res.RowsAffected()
-		if err == nil && n == 0 {
-			err = conflict(stock.ErrSaleExists, "insert sale %s/%s", s.ArtworkID, s.SessionID)
-		}
-		return struct{}{}, err
+		return struct{}{}, d.execInsertSale(ctx, d.st.insertSale, s)
 	}, func(struct{}) bool { return early })
 	if err != nil {
 		return fail(err, "insert sale %s/%s", s.ArtworkID, s.SessionID)
 	}
 	return nil
+}
+
+// InsertDoubleSale inserts s, a double sale, and rewrites winner's row
+// unchanged under its version check, in one transaction: both or neither.
+// A release of winner that read the artwork's rows before s existed then
+// fails to record itself (ErrStale) and decides again, seeing s; and if
+// the release was recorded first, this fails with ErrStale instead.
+// winner may be nil: s alone is inserted.
+func (d *DB) InsertDoubleSale(ctx context.Context, s stock.Sale, winner *stock.Sale) error {
+	err := d.atomically(ctx, winner != nil, func(ctx context.Context, st func(*sql.Stmt) *sql.Stmt) error {
+		if winner != nil {
+			if err := settleSale(ctx, st(d.st.settleSale), *winner, millisOr(winner.UpdatedAt, d.now())); err != nil {
+				return err
+			}
+		}
+		return d.execInsertSale(ctx, st(d.st.insertSale), s)
+	})
+	if err != nil {
+		return fail(err, "insert double sale %s/%s", s.ArtworkID, s.SessionID)
+	}
+	return nil
+}
+
+// execInsertSale runs the insert of s on st (the prepared statement, or its
+// copy in a transaction) and turns the database's answers into verdicts.
+func (d *DB) execInsertSale(ctx context.Context, st *sql.Stmt, s stock.Sale) error {
+	now := d.now()
+	created, updated := millisOr(s.CreatedAt, now), millisOr(s.UpdatedAt, now)
+	res, err := st.ExecContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
+		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), created, updated, s.Version, s.WaitsFor)
+	if violatesOneActive(err) {
+		return conflict(stock.ErrSaleTaken, "insert sale %s/%s", s.ArtworkID, s.SessionID)
+	}
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err == nil && n == 0 {
+		err = conflict(stock.ErrSaleExists, "insert sale %s/%s", s.ArtworkID, s.SessionID)
+	}
+	return err
 }
 
 // UpdateSale rewrites the row of (s.ArtworkID, s.SessionID) if its version is
@@ -199,7 +226,7 @@ func scanSale(sc scanner) (stock.Sale, error) {
 		leaseUntil, created, updated int64
 	)
 	if err := sc.Scan(&s.ArtworkID, &s.SessionID, (*string)(&s.State), &s.Email, &s.Amount, &s.Currency, &ids,
-		&s.AppliedRev, &s.LeaseOwner, &leaseUntil, &created, &updated, &s.Version); err != nil {
+		&s.AppliedRev, &s.LeaseOwner, &leaseUntil, &created, &updated, &s.Version, &s.WaitsFor); err != nil {
 		return stock.Sale{}, err
 	}
 	var err error

@@ -12,7 +12,7 @@ import (
 // Column lists, in the order the scan functions read them.
 const (
 	eventCols = `id, type, created, livemode, session_id, artwork_ids, first_received, last_received, attempts, outcome, detail, last_error`
-	saleCols  = `artwork_id, session_id, state, email, amount, currency, event_ids, applied_rev, lease_owner, lease_until, created_at, updated_at, version`
+	saleCols  = `artwork_id, session_id, state, email, amount, currency, event_ids, applied_rev, lease_owner, lease_until, created_at, updated_at, version, waits_for`
 )
 
 // eventColsE is eventCols for a query that aliases events as e.
@@ -95,7 +95,7 @@ func (st *statements) prepare(ctx context.Context, kind string, w, r preparer) e
 		// violation. That matters because SQLite checks sales_one_active
 		// first and would otherwise report an active duplicate as taken.
 		{w, &st.insertSale, `INSERT INTO sales (` + saleCols + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 			ON CONFLICT (artwork_id, session_id) DO NOTHING`},
 		{w, &st.updateSale, saleUpdate + ` RETURNING ` + saleCols},
 		{w, &st.settleSale, saleUpdate},

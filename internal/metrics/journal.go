@@ -9,7 +9,7 @@ import (
 )
 
 // Journal operations, as the op label of soldout_journal_errors_total.
-var journalOps = []string{"record_delivery", "finish_event", "sales", "insert_sale", "update_sale"}
+var journalOps = []string{"record_delivery", "finish_event", "sales", "insert_sale", "claim_sale", "insert_double_sale", "update_sale"}
 
 // Journal wraps the journal the Fulfiller uses, so that m counts what the
 // journal alone can tell exactly.
@@ -58,11 +58,15 @@ func (o observedJournal) Sales(ctx context.Context, artworkID string) ([]stock.S
 }
 
 func (o observedJournal) InsertSale(ctx context.Context, s stock.Sale) error {
-	err := o.j.InsertSale(ctx, s)
-	if err == nil && s.State == stock.SaleDoubleSale {
+	return o.check(ctx, "insert_sale", o.j.InsertSale(ctx, s))
+}
+
+func (o observedJournal) InsertDoubleSale(ctx context.Context, s stock.Sale, winner *stock.Sale) error {
+	err := o.j.InsertDoubleSale(ctx, s, winner)
+	if err == nil {
 		o.m.DoubleSale()
 	}
-	return o.check(ctx, "insert_sale", err)
+	return o.check(ctx, "insert_double_sale", err)
 }
 
 func (o observedJournal) ClaimSale(ctx context.Context, s stock.Sale) error {

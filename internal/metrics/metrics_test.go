@@ -97,14 +97,19 @@ func TestJournal(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			m := New()
 			j := m.Journal(fakeJournal{err: c.err})
-			err := j.InsertSale(c.ctx, stock.Sale{State: c.state})
+			insert, op := j.InsertSale, "insert_sale"
+			if c.state == stock.SaleDoubleSale {
+				insert = func(ctx context.Context, s stock.Sale) error { return j.InsertDoubleSale(ctx, s, nil) }
+				op = "insert_double_sale"
+			}
+			err := insert(c.ctx, stock.Sale{State: c.state})
 			if !errors.Is(err, c.err) {
 				t.Errorf("error %v not passed through", err)
 			}
 			if got := testutil.ToFloat64(m.doubleSales); got != c.doubles {
 				t.Errorf("double sales %v, want %v", got, c.doubles)
 			}
-			if got := testutil.ToFloat64(m.journalErrors.WithLabelValues("insert_sale")); got != c.journalErr {
+			if got := testutil.ToFloat64(m.journalErrors.WithLabelValues(op)); got != c.journalErr {
 				t.Errorf("journal errors %v, want %v", got, c.journalErr)
 			}
 		})
@@ -159,3 +164,6 @@ type fakeJournal struct {
 
 func (f fakeJournal) InsertSale(context.Context, stock.Sale) error { return f.err }
 func (f fakeJournal) ClaimSale(context.Context, stock.Sale) error  { return f.err }
+func (f fakeJournal) InsertDoubleSale(context.Context, stock.Sale, *stock.Sale) error {
+	return f.err
+}

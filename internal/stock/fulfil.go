@@ -243,7 +243,7 @@ func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleStat
 		case own != nil:
 			return f.continueOwn(ctx, ev, *own, want, settled, log)
 		case active != nil:
-			return f.doubleSale(ctx, ev, id, want, active, log)
+			return f.doubleSale(ctx, ev, id, want, active, active.SessionID, log)
 		default:
 			return f.claim(ctx, ev, id, want, settled, log)
 		}
@@ -306,7 +306,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		// not hold as active: one whose claim was lost the same way, or a
 		// buyer it is kept for after a failed hold. Either way this buyer's
 		// is a second sale.
-		return f.doubleSale(ctx, ev, id, want, nil, log)
+		return f.doubleSale(ctx, ev, id, want, nil, pub.Rev, log)
 	default:
 		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer paid for a piece marked unavailable by someone else; check whether it was sold elsewhere",
 			"email", ev.Session.Email)
@@ -384,24 +384,24 @@ func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want Sa
 
 // doubleSale records that ev's buyer checked out a piece another session
 // holds: paid (want is SaleSold), or with a delayed payment pending. winner
-// is that session's active row; nil when the journal holds none (see claim).
-func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, want SaleState, winner *Sale, log *slog.Logger) (Outcome, error) {
+// is that session's active row; nil when the journal holds none (see
+// claim). waitsFor names the sale the buyer lost to (see Sale.WaitsFor).
+func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, want SaleState, winner *Sale, waitsFor string, log *slog.Logger) (Outcome, error) {
+	// A release of a hold that read the rows before this one is recorded
+	// would not see this buyer wait: the winner's row is rewritten in the
+	// same transaction, so that release fails to record itself and decides
+	// again. One recorded first makes this fail instead, and this buyer's
+	// next round finds the piece free.
+	var bump *Sale
 	if winner != nil && winner.State == SaleHeld {
-		// A release of the hold that read the rows before this one is
-		// recorded would not see this buyer wait: rewriting the winner's row
-		// makes that release's record fail as stale, and its next round
-		// sees the buyer. One released meanwhile makes this fail instead,
-		// and this buyer's next round finds the piece free.
-		if _, err := f.Journal.UpdateSale(ctx, *winner); err != nil {
-			return "", err
-		}
+		bump = winner
 	}
 	now := f.now()
-	err := f.Journal.InsertSale(ctx, Sale{
+	err := f.Journal.InsertDoubleSale(ctx, Sale{
 		ArtworkID: id, SessionID: ev.Session.ID, State: SaleDoubleSale,
 		Email: ev.Session.Email, Amount: ev.Session.AmountTotal, Currency: ev.Session.Currency,
-		EventIDs: []string{ev.ID}, CreatedAt: now, UpdatedAt: now, Version: 1,
-	})
+		EventIDs: []string{ev.ID}, CreatedAt: now, UpdatedAt: now, Version: 1, WaitsFor: waitsFor,
+	}, bump)
 	if err != nil {
 		return "", err
 	}
@@ -506,15 +506,12 @@ func (f *Fulfiller) release(ctx context.Context, ev Event, id string, settled *[
 func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales []Sale, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	now := f.now()
 	own, _ := FindSales(sales, ev.Session.ID)
-	if own == nil {
-		// The failure overtook the completion (Stripe does not keep order):
-		// a released row makes the late completion a no-op.
-		log.Info("delayed payment failed before its checkout completion arrived: recorded as released")
-		return OutcomeReleased, f.Journal.InsertSale(ctx, Sale{
-			ArtworkID: id, SessionID: ev.Session.ID, State: SaleReleased,
-			Email: ev.Session.Email, Amount: ev.Session.AmountTotal, Currency: ev.Session.Currency,
-			EventIDs: []string{ev.ID}, CreatedAt: now, UpdatedAt: now, Version: 1,
-		})
+	// lost: the failure overtook the completion (Stripe does not keep
+	// order), or the completion's claim was lost with its commit after its
+	// Sanity write. Sanity tells which.
+	lost := own == nil
+	if lost {
+		own = &Sale{ArtworkID: id, SessionID: ev.Session.ID}
 	}
 	switch own.State {
 	case SaleReleased:
@@ -526,7 +523,9 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// Nothing was written to Sanity for this buyer and nothing is owed.
 		// But a held sale released meanwhile left the piece unavailable for
 		// this buyer's sake (see below), and now nobody waits for it.
-		if _, active := FindSales(sales, ev.Session.ID); active == nil && doubleSaleSince(sales, ev.Session.ID, time.Time{}) == nil {
+		_, active := FindSales(sales, ev.Session.ID)
+		others := slices.ContainsFunc(sales, func(s Sale) bool { return s.State == SaleDoubleSale && s.SessionID != ev.Session.ID })
+		if active == nil && !others {
 			log.Warn("the delayed payment of a double-sale buyer failed: nothing is owed, but nobody holds this artwork any more and it may still be marked unavailable; make it available in the Studio if it is for sale")
 		}
 		f.markReleased(ev, *own, settled)
@@ -550,20 +549,15 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	// release, or nothing yet.
 	untouched := pub != nil && (mine(*pub) || own.AppliedRev == "" && pub.IsAvailable())
 	out := OutcomeReleased
-	switch waiting := doubleSaleSince(sales, own.SessionID, own.CreatedAt); {
+	switch waiting := waitingFor(sales, *own); {
 	case pub == nil:
 		// Deleted: nothing to give back.
-	case !untouched:
-		// Changed since soldout's write, or withdrawn by someone else while
-		// soldout was applying the sale (AppliedRev is then not soldout's).
-		out = OutcomeReleaseSkipped
-		log.Warn("delayed payment failed, but the artwork was changed in Sanity since soldout took it, or was withdrawn by someone else: left unavailable; check it in the Studio and make it available by hand if it is still for sale",
-			"current_rev", pub.Rev, "soldout_rev", own.AppliedRev)
 	case waiting != nil:
 		// Another buyer checked it out while it was held: re-offering it
-		// would sell it a third time. Where an earlier delivery of this
-		// failure already offered it again (the journal did not hear), or
-		// the hold was never written, it is closed for that buyer.
+		// would sell it a third time. What is offered now (an earlier
+		// delivery of this failure that the journal did not hear of, an
+		// editor, a hold never written) is closed for that buyer: closing
+		// never re-offers anyone's change.
 		out = OutcomeReleaseSkipped
 		if open := availableVariants(art.Variants()); len(open) > 0 {
 			if err := f.Catalog.SetAvailable(ctx, saleTransaction(waiting.SessionID, id, "keep", open), false, open); err != nil {
@@ -572,6 +566,14 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		}
 		log.Error("delayed payment failed, but another buyer checked out this artwork while it was held (a double sale; their own payment may still be pending): kept unavailable; give the piece to that buyer, or refund them if they paid (see `soldout sales list --state double_sale`)",
 			"waiting_session_id", waiting.SessionID, "waiting_email", waiting.Email)
+	case !untouched && lost:
+		// Not soldout's for this session: nothing was taken.
+	case !untouched:
+		// Changed since soldout's write, or withdrawn by someone else while
+		// soldout was applying the sale (AppliedRev is then not soldout's).
+		out = OutcomeReleaseSkipped
+		log.Warn("delayed payment failed, but the artwork was changed in Sanity since soldout took it, or was withdrawn by someone else: left unavailable; check it in the Studio and make it available by hand if it is still for sale",
+			"current_rev", pub.Rev, "soldout_rev", own.AppliedRev)
 	case !pub.IsAvailable():
 		// soldout's hold: give back every version soldout took for it.
 		var revert []Variant
@@ -587,19 +589,31 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// Available: an earlier delivery released it and the journal did
 		// not hear, or the hold was never written.
 	}
+	if lost {
+		// A released row makes the late completion a no-op.
+		log.Info("delayed payment failed before its checkout completion was recorded: recorded as released")
+		return out, f.Journal.InsertSale(ctx, Sale{
+			ArtworkID: id, SessionID: ev.Session.ID, State: SaleReleased,
+			Email: ev.Session.Email, Amount: ev.Session.AmountTotal, Currency: ev.Session.Currency,
+			EventIDs: []string{ev.ID}, CreatedAt: now, UpdatedAt: now, Version: 1,
+		})
+	}
 	f.markReleased(ev, *own, settled)
 	return out, nil
 }
 
-// doubleSaleSince returns, among an artwork's sale rows, a double sale of a
-// session other than session recorded at or after since, or nil: a buyer
-// who checked out the piece while session's sale, created at since, held it
-// (paid, or with a delayed payment pending). Older ones were settled by a
-// person before this sale began.
-func doubleSaleSince(sales []Sale, session string, since time.Time) *Sale {
+// waitingFor returns a double sale that waits for own's sale: its WaitsFor
+// names own's session, or a soldout revision written for it. A row from
+// before WaitsFor existed counts when it was recorded since own began.
+func waitingFor(sales []Sale, own Sale) *Sale {
 	for i := range sales {
-		if sales[i].State == SaleDoubleSale && sales[i].SessionID != session && !sales[i].CreatedAt.Before(since) {
-			return &sales[i]
+		s := &sales[i]
+		if s.State != SaleDoubleSale || s.SessionID == own.SessionID {
+			continue
+		}
+		if s.WaitsFor == own.SessionID || writtenFor(s.WaitsFor, own.SessionID, own.ArtworkID) ||
+			s.WaitsFor == "" && !s.CreatedAt.Before(own.CreatedAt) {
+			return s
 		}
 	}
 	return nil

@@ -60,6 +60,11 @@ type Sale struct {
 	// wrote it, so comparing _rev with AppliedRev tells whether anybody
 	// changed the artwork since.
 	AppliedRev string
+	// WaitsFor, on a double sale, names the sale it lost to: that sale's
+	// session, or the soldout revision found in Sanity when the journal held
+	// no active sale (its claim lost in a crash; the id names the sale).
+	// A failed hold keeps the piece unavailable for the buyers waiting for it.
+	WaitsFor string
 	// LeaseOwner and LeaseUntil say which process is applying the sale to
 	// Sanity. An expired lease may be taken over: a crashed replica blocks
 	// nobody for longer than the lease.
@@ -115,6 +120,11 @@ type Journal interface {
 	// FinishEvent finds it missing and fails with ErrStale, so nothing is
 	// answered 2xx without it.
 	ClaimSale(ctx context.Context, s Sale) error
+	// InsertDoubleSale inserts s, a double sale, and rewrites winner's row
+	// unchanged under its version check (ErrStale), in one transaction, so
+	// that a release of winner that did not see s fails to record itself;
+	// winner nil: s alone.
+	InsertDoubleSale(ctx context.Context, s Sale, winner *Sale) error
 	// UpdateSale rewrites the row of (s.ArtworkID, s.SessionID) if its
 	// version is still s.Version, and returns it with the new version.
 	// ErrStale when another writer came first; ErrSaleTaken when s becomes

@@ -45,6 +45,11 @@ func (w *callLog) ClaimSale(ctx context.Context, s stock.Sale) error {
 	return w.Journal.ClaimSale(ctx, s)
 }
 
+func (w *callLog) InsertDoubleSale(ctx context.Context, s stock.Sale, winner *stock.Sale) error {
+	w.add("InsertDoubleSale")
+	return w.Journal.InsertDoubleSale(ctx, s, winner)
+}
+
 func (w *callLog) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
 	w.add("UpdateSale")
 	return w.Journal.UpdateSale(ctx, s)
@@ -80,7 +85,7 @@ func TestASaleCostsThreeJournalWritesAndNoRead(t *testing.T) {
 	}
 	// a1 is taken: Sanity says unavailable, the journal says by whom.
 	e.mustHandle(f, paid("evt_2", "cs_2", "a1", "a2"), stock.OutcomeDoubleSale)
-	if got := calls(); got != "RecordDelivery Sales Sales InsertSale ClaimSale FinishEvent+1" {
+	if got := calls(); got != "RecordDelivery Sales Sales InsertDoubleSale ClaimSale FinishEvent+1" {
 		t.Errorf("cart calls: %s", got)
 	}
 	// A redelivery reads before it decides.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,5 +201,135 @@ func TestALostClaim(t *testing.T) {
 		if a, b := e.sale("a1", "cs_A"), e.sale("a1", "cs_B"); a.State != stock.SaleSold || b.State != stock.SaleDoubleSale {
 			t.Errorf("sales %+v / %+v", a, b)
 		}
+	})
+}
+
+// pauseDoubleSale holds a double sale's insert until resume is closed, so
+// that another process runs while the buyer is half recorded.
+type pauseDoubleSale struct {
+	stock.Journal
+	started, resume chan struct{}
+	once            sync.Once
+}
+
+func (p *pauseDoubleSale) InsertDoubleSale(ctx context.Context, s stock.Sale, winner *stock.Sale) error {
+	p.once.Do(func() { close(p.started) })
+	<-p.resume
+	return p.Journal.InsertDoubleSale(ctx, s, winner)
+}
+
+// TestAWaitingBuyerIsFoundWhateverTheOrder: the cases where a failed hold
+// could overlook the buyer waiting for it.
+func TestAWaitingBuyerIsFoundWhateverTheOrder(t *testing.T) {
+	hold := func(session string) stock.Event {
+		return event("evt_"+session, stock.CheckoutCompleted, session, stock.PaymentUnpaid, "a1")
+	}
+	failure := func(session string) stock.Event {
+		return event("evt_fail_"+session, stock.CheckoutAsyncFailed, session, "", "a1")
+	}
+	keptFor := func(t *testing.T, e *env, f *stock.Fulfiller, buyer string) {
+		t.Helper()
+		if e.available("a1") != "false" {
+			t.Fatalf("a1 is on sale while %s waits for it", buyer)
+		}
+		if s := e.sale("a1", buyer); s.State != stock.SaleDoubleSale {
+			t.Fatalf("waiting buyer %+v", s)
+		}
+		e.mustHandle(f, paid("evt_late", "cs_late", "a1"), stock.OutcomeDoubleSale)
+	}
+
+	t.Run("the buyer half recorded while the release decides", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		p1 := e.fulfiller("p1")
+		pj := &pauseDoubleSale{Journal: e.journal, started: make(chan struct{}), resume: make(chan struct{})}
+		p2 := e.fulfillerWith("p2", e.catalog(token), pj)
+		e.mustHandle(p1, hold("cs_A"), stock.OutcomeHeld)
+		var fired atomic.Bool
+		done := make(chan struct{})
+		e.setHandler(e.around(func(r *http.Request) {
+			if sanitytest.IsMutate(r) && fired.CompareAndSwap(false, true) {
+				go func() { defer close(done); _, _ = e.handle(p2, paid("evt_C", "cs_C", "a1")) }()
+				select { // cs_C has decided it is a double sale
+				case <-pj.started:
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}, nil))
+		time.AfterFunc(20*time.Millisecond, func() { close(pj.resume) })
+		_, err := e.handle(p1, failure("cs_A"))
+		<-done
+		e.setHandler(nil)
+		if err != nil {
+			_, err = e.handle(p1, failure("cs_A")) // Stripe delivers it again
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Either cs_C was recorded before the release and waits, or the
+		// release was recorded first and cs_C, deciding again, bought it.
+		switch c := e.sale("a1", "cs_C"); c.State {
+		case stock.SaleDoubleSale:
+			keptFor(t, e, p1, "cs_C")
+		case stock.SaleSold:
+			if e.available("a1") != "false" {
+				t.Fatal("sold to cs_C and on sale")
+			}
+		default:
+			t.Fatalf("cs_C %+v", c)
+		}
+	})
+	t.Run("a hold claimed again after its claim was lost", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		j := &loseClaims{Journal: crashJournal{e.journal, "FinishEvent"}}
+		j.n.Store(1)
+		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), j), hold("cs_A")); err == nil {
+			t.Fatal("the crash did not surface")
+		}
+		f := e.fulfiller("p1")
+		e.mustHandle(f, paid("evt_C", "cs_C", "a1"), stock.OutcomeDoubleSale)
+		e.advance(time.Minute)
+		e.mustHandle(f, hold("cs_A"), stock.OutcomeHeld)
+		e.mustHandle(f, failure("cs_A"), stock.OutcomeReleaseSkipped)
+		keptFor(t, e, f, "cs_C")
+	})
+	t.Run("the buyer recorded by a replica whose clock is behind", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		p1, p2 := e.fulfiller("p1"), e.fulfiller("p2")
+		p2.Now = func() time.Time { return e.clock().Add(-50 * time.Millisecond) }
+		e.mustHandle(p1, hold("cs_A"), stock.OutcomeHeld)
+		e.mustHandle(p2, paid("evt_C", "cs_C", "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(p1, failure("cs_A"), stock.OutcomeReleaseSkipped)
+		keptFor(t, e, p1, "cs_C")
+	})
+	t.Run("an editor's save after the release's lost record", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		f := e.fulfiller("p1")
+		e.mustHandle(f, hold("cs_A"), stock.OutcomeHeld)
+		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), failure("cs_A")); err == nil {
+			t.Fatal("the crash did not surface")
+		}
+		e.artwork("a1", map[string]any{"title": "retitled"})
+		e.mustHandle(f, paid("evt_C", "cs_C", "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(f, failure("cs_A"), stock.OutcomeReleaseSkipped)
+		keptFor(t, e, f, "cs_C")
+	})
+	t.Run("the failure first, after the hold's claim was lost", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		j := &loseClaims{Journal: crashJournal{e.journal, "FinishEvent"}}
+		j.n.Store(1)
+		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), j), hold("cs_A")); err == nil {
+			t.Fatal("the crash did not surface")
+		}
+		f := e.fulfiller("p1")
+		e.mustHandle(f, failure("cs_A"), stock.OutcomeReleased)
+		if e.available("a1") != "true" {
+			t.Fatal("soldout's own hold was never undone")
+		}
+		e.mustHandle(f, hold("cs_A"), stock.OutcomeIgnored)
 	})
 }
