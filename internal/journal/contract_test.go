@@ -33,10 +33,8 @@ var contract = []struct {
 	{"FinishEvent", testFinishEvent},
 	{"FinishEventWithSales", testFinishEventWithSales},
 	{"UnfinishedEventAfterCrash", testUnfinishedAfterCrash},
-	{"InsertSale", func(t *testing.T, url string) { testInsertSale(t, url, insertSale) }},
-	{"ClaimSale", func(t *testing.T, url string) { testInsertSale(t, url, claimSale) }},
-	{"InsertSaleRace", func(t *testing.T, url string) { testInsertSaleRace(t, url, insertSale) }},
-	{"ClaimSaleRace", func(t *testing.T, url string) { testInsertSaleRace(t, url, claimSale) }},
+	{"InsertSale", testInsertSale},
+	{"InsertSaleRace", testInsertSaleRace},
 	{"InsertDoubleSale", testInsertDoubleSale},
 	{"UpdateSale", testUpdateSale},
 	{"UpdateSaleRace", testUpdateSaleRace},
@@ -320,28 +318,15 @@ func testUnfinishedAfterCrash(t *testing.T, url string) {
 	}
 }
 
-// insertSale and claimSale are the two ways of adding a sale row, which
-// must agree once ClaimSale's commit is waited for.
-func insertSale(_ testing.TB, d *DB) func(context.Context, stock.Sale) error { return d.InsertSale }
-
-func claimSale(t testing.TB, d *DB) func(context.Context, stock.Sale) error {
-	return func(ctx context.Context, s stock.Sale) error {
-		err := d.ClaimSale(ctx, s)
-		committed(t, d)
-		return err
-	}
-}
-
-func testInsertSale(t *testing.T, url string, with func(testing.TB, *DB) func(context.Context, stock.Sale) error) {
+func testInsertSale(t *testing.T, url string) {
 	d := open(t, url)
-	insert := with(t, d)
 	fixedClock(d, t0)
 	s := stock.Sale{
 		ArtworkID: "art_1", SessionID: "cs_1", State: stock.SaleHeld, Email: "a@example.com",
 		Amount: 120000, Currency: "eur", EventIDs: []string{"evt_1"}, AppliedRev: "rev1",
 		LeaseOwner: "replica-1", LeaseUntil: t0.Add(time.Minute), Version: 1,
 	}
-	if err := insert(ctx, s); err != nil {
+	if err := d.InsertSale(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.Sales(ctx, "art_1")
@@ -355,7 +340,7 @@ func testInsertSale(t *testing.T, url string, with func(testing.TB, *DB) func(co
 	// Times the caller sets are kept.
 	given := sale("art_2", "cs_1", stock.SaleReleased)
 	given.CreatedAt, given.UpdatedAt = t0.Add(-time.Hour), t0.Add(-time.Minute)
-	if err := insert(ctx, given); err != nil {
+	if err := d.InsertSale(ctx, given); err != nil {
 		t.Fatal(err)
 	}
 	got, err = d.Sales(ctx, "art_2")
@@ -365,20 +350,20 @@ func testInsertSale(t *testing.T, url string, with func(testing.TB, *DB) func(co
 	equal(t, "sale with its own times", got, []stock.Sale{given})
 
 	// The same session again, whether the row is active or not.
-	wantErr(t, "same session, active", insert(ctx, s), stock.ErrSaleExists)
+	wantErr(t, "same session, active", d.InsertSale(ctx, s), stock.ErrSaleExists)
 	released := s
 	released.State = stock.SaleReleased
-	wantErr(t, "same session, released", insert(ctx, released), stock.ErrSaleExists)
+	wantErr(t, "same session, released", d.InsertSale(ctx, released), stock.ErrSaleExists)
 
 	// Another session while art_1 is held.
-	err = insert(ctx, sale("art_1", "cs_2", stock.SaleSold))
+	err = d.InsertSale(ctx, sale("art_1", "cs_2", stock.SaleSold))
 	wantErr(t, "another active session", err, stock.ErrSaleTaken)
 	if stock.ErrorCode(err) != stock.Conflict {
 		t.Errorf("ErrSaleTaken has code %q, want conflict", stock.ErrorCode(err))
 	}
 	// Rows that hold nothing may sit alongside the active one.
 	for _, r := range []stock.Sale{sale("art_1", "cs_3", stock.SaleDoubleSale), sale("art_1", "cs_4", stock.SaleReleased)} {
-		if err := insert(ctx, r); err != nil {
+		if err := d.InsertSale(ctx, r); err != nil {
 			t.Errorf("insert %s: %v", r.State, err)
 		}
 	}
@@ -386,7 +371,7 @@ func testInsertSale(t *testing.T, url string, with func(testing.TB, *DB) func(co
 		t.Errorf("art_1 has %d rows, want 3", len(got))
 	}
 
-	err = insert(ctx, sale("art_1", "cs_5", "Sold"))
+	err = d.InsertSale(ctx, sale("art_1", "cs_5", "Sold"))
 	if err == nil || stock.ErrorCode(err) != stock.Unavailable {
 		t.Errorf("an unknown state: %v, want the database to refuse it", err)
 	}
@@ -394,15 +379,14 @@ func testInsertSale(t *testing.T, url string, with func(testing.TB, *DB) func(co
 
 // Twenty buyers of one artwork, each with a session of their own: the
 // database lets exactly one hold it.
-func testInsertSaleRace(t *testing.T, url string, with func(testing.TB, *DB) func(context.Context, stock.Sale) error) {
+func testInsertSaleRace(t *testing.T, url string) {
 	d := open(t, url)
-	insert := with(t, d)
 	const n = 20
 	errs := make(chan error, 2*n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { errs <- insert(ctx, sale("art_r", fmt.Sprint("cs_", i), stock.SaleSold)) })
-		wg.Go(func() { errs <- insert(ctx, sale("art_r", fmt.Sprint("cs_double_", i), stock.SaleDoubleSale)) })
+		wg.Go(func() { errs <- d.InsertSale(ctx, sale("art_r", fmt.Sprint("cs_", i), stock.SaleSold)) })
+		wg.Go(func() { errs <- d.InsertSale(ctx, sale("art_r", fmt.Sprint("cs_double_", i), stock.SaleDoubleSale)) })
 	}
 	wg.Wait()
 	won := wins(t, errs, stock.ErrSaleTaken)

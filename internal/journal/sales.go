@@ -28,20 +28,7 @@ func (d *DB) Sales(ctx context.Context, artworkID string) ([]stock.Sale, error) 
 // exists for the artwork, and with ErrSaleExists if the (artwork, session)
 // row exists.
 func (d *DB) InsertSale(ctx context.Context, s stock.Sale) error {
-	return d.insertSale(ctx, s, false)
-}
-
-// ClaimSale is InsertSale that, on SQLite, returns once the row is written
-// in the group commit, before the commit (see stock.Journal). PostgreSQL
-// commits every statement on its own: there it is InsertSale.
-func (d *DB) ClaimSale(ctx context.Context, s stock.Sale) error {
-	return d.insertSale(ctx, s, true)
-}
-
-func (d *DB) insertSale(ctx context.Context, s stock.Sale, early bool) error {
-	_, err := stage(ctx, d, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, d.execInsertSale(ctx, d.st.insertSale, s)
-	}, func(struct{}) bool { return early })
+	err := d.write(ctx, func(ctx context.Context) error { return d.execInsertSale(ctx, d.st.insertSale, s) })
 	if err != nil {
 		return fail(err, "insert sale %s/%s", s.ArtworkID, s.SessionID)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // Journal operations, as the op label of soldout_journal_errors_total.
-var journalOps = []string{"record_delivery", "finish_event", "sales", "insert_sale", "claim_sale", "insert_double_sale", "update_sale"}
+var journalOps = []string{"record_delivery", "finish_event", "sales", "insert_sale", "insert_double_sale", "update_sale"}
 
 // Journal wraps the journal the Fulfiller uses, so that m counts what the
 // journal alone can tell exactly.
@@ -67,10 +67,6 @@ func (o observedJournal) InsertDoubleSale(ctx context.Context, s stock.Sale, win
 		o.m.DoubleSale()
 	}
 	return o.check(ctx, "insert_double_sale", err)
-}
-
-func (o observedJournal) ClaimSale(ctx context.Context, s stock.Sale) error {
-	return o.check(ctx, "claim_sale", o.j.ClaimSale(ctx, s))
 }
 
 func (o observedJournal) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {

@@ -163,7 +163,6 @@ type fakeJournal struct {
 }
 
 func (f fakeJournal) InsertSale(context.Context, stock.Sale) error { return f.err }
-func (f fakeJournal) ClaimSale(context.Context, stock.Sale) error  { return f.err }
 func (f fakeJournal) InsertDoubleSale(context.Context, stock.Sale, *stock.Sale) error {
 	return f.err
 }

@@ -198,6 +198,8 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 			return f, false, err
 		}
 		return found(Unrecorded, stock.CheckoutCompleted, "records it as already unavailable; check whether the piece was sold elsewhere")
+	case own.State == stock.SaleDoubleSale && f.Holder == nil:
+		return found(DoubleSale, "", "the sale this buyer lost to is no longer active (its payment failed) and the piece is kept unavailable for them: give it to them, or refund them and offer it again")
 	case own.State == stock.SaleDoubleSale:
 		return found(DoubleSale, "", "refund one of the two buyers in the Stripe Dashboard")
 	case own.State == stock.SaleReleased:

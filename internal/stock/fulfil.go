@@ -241,7 +241,7 @@ func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleStat
 		own, active := FindSales(sales, ev.Session.ID)
 		switch {
 		case own != nil:
-			return f.continueOwn(ctx, ev, *own, want, settled, log)
+			return f.continueOwn(ctx, ev, *own, active, want, settled, log)
 		case active != nil:
 			return f.doubleSale(ctx, ev, id, want, active, active.SessionID, log)
 		default:
@@ -297,15 +297,10 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	}
 	switch {
 	case pub.IsAvailable():
-	case writtenFor(pub.Rev, ev.Session.ID, id):
-		// soldout's write for this very sale, whose claim was lost with its
-		// commit (a crash, a failed batch): claim it again; applyTake finds
-		// the write done.
 	case ownTransaction(pub.Rev):
-		// soldout made it unavailable for another sale that the journal does
-		// not hold as active: one whose claim was lost the same way, or a
-		// buyer it is kept for after a failed hold. Either way this buyer's
-		// is a second sale.
+		// soldout made it unavailable for a sale the journal does not hold
+		// as active: a buyer it keeps the piece for after a failed hold.
+		// This buyer's is a second sale.
 		return f.doubleSale(ctx, ev, id, want, nil, pub.Rev, log)
 	default:
 		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer paid for a piece marked unavailable by someone else; check whether it was sold elsewhere",
@@ -326,9 +321,9 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		LeaseOwner: f.Owner, LeaseUntil: now.Add(f.leaseTTL()),
 		CreatedAt: now, UpdatedAt: now, Version: 1,
 	}
-	// Staged: the Sanity write below overlaps the claim's commit, and
-	// FinishEvent, which settles this row, fails if the commit was lost.
-	if err := f.Journal.ClaimSale(ctx, sale); err != nil {
+	// On disk before Sanity is written: a crash between the two leaves a
+	// claim that the next delivery finds, never a write nobody recorded.
+	if err := f.Journal.InsertSale(ctx, sale); err != nil {
 		return "", err
 	}
 	if err := f.applyTake(ctx, sale, &art, settled, log); err != nil {
@@ -338,13 +333,23 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 }
 
 // continueOwn handles a session that already has a row for the artwork:
-// a redelivery, held becoming sold, or a write a crash left undone.
-func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, want SaleState, settled *[]Sale, log *slog.Logger) (Outcome, error) {
+// a redelivery, held becoming sold, or a write a crash left undone. active
+// is the artwork's active sale of another session, if any.
+func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, active *Sale, want SaleState, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	switch own.State {
 	case SaleDoubleSale:
-		if ev.Type == CheckoutAsyncSucceeded {
-			log.Error("double sale: this buyer's delayed payment succeeded, for an artwork that another session took; Sanity left untouched; refund one buyer (see `soldout sales list --state double_sale`)",
-				"email", own.Email, "amount", own.Amount, "currency", own.Currency)
+		if ev.Type != CheckoutAsyncSucceeded {
+			return OutcomeDoubleSale, nil
+		}
+		attrs := []any{"email", own.Email, "amount", own.Amount, "currency", own.Currency}
+		if active != nil {
+			log.Error("double sale: this buyer's delayed payment succeeded, for an artwork that another session holds; Sanity left untouched; refund one buyer (see `soldout sales list --state double_sale`)",
+				append(attrs, "winning_session_id", active.SessionID, "winning_email", active.Email)...)
+		} else {
+			// The hold this buyer lost to failed and soldout kept the piece
+			// unavailable for them: they are the one who paid.
+			log.Error("double sale: this buyer's delayed payment succeeded, and the sale they lost to is no longer active (its payment failed), so soldout kept the artwork unavailable for them: give them the piece, nothing to refund; or refund them and offer it again in the Studio",
+				attrs...)
 		}
 		return OutcomeDoubleSale, nil
 	case SaleReleased:
@@ -413,7 +418,7 @@ func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, want Sa
 	if winner != nil {
 		attrs = append(attrs, "winning_session_id", winner.SessionID, "winning_email", winner.Email, "winning_state", winner.State)
 	} else {
-		attrs = append(attrs, "winning_session_id", "unknown: soldout made the artwork unavailable for a sale the journal does not hold as active (a claim lost in a crash, whose event Stripe will deliver again, or a buyer kept waiting after a failed hold): see `soldout sales list --artwork "+id+"`")
+		attrs = append(attrs, "winning_session_id", "none active: soldout keeps the artwork unavailable for a buyer who checked it out while a hold that has since failed held it: see `soldout sales list --artwork "+id+"`")
 	}
 	log.Error(msg, attrs...)
 	return OutcomeDoubleSale, nil
@@ -506,11 +511,11 @@ func (f *Fulfiller) release(ctx context.Context, ev Event, id string, settled *[
 func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales []Sale, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	now := f.now()
 	own, _ := FindSales(sales, ev.Session.ID)
-	// lost: the failure overtook the completion (Stripe does not keep
-	// order), or the completion's claim was lost with its commit after its
-	// Sanity write. Sanity tells which.
-	lost := own == nil
-	if lost {
+	// The failure overtook the completion (Stripe does not keep order):
+	// nothing was taken for this session, and a released row will make the
+	// late completion a no-op.
+	early := own == nil
+	if early {
 		own = &Sale{ArtworkID: id, SessionID: ev.Session.ID}
 	}
 	switch own.State {
@@ -524,7 +529,9 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// But a held sale released meanwhile left the piece unavailable for
 		// this buyer's sake (see below), and now nobody waits for it.
 		_, active := FindSales(sales, ev.Session.ID)
-		others := slices.ContainsFunc(sales, func(s Sale) bool { return s.State == SaleDoubleSale && s.SessionID != ev.Session.ID })
+		others := slices.ContainsFunc(sales, func(s Sale) bool {
+			return s.State == SaleDoubleSale && s.SessionID != ev.Session.ID && s.WaitsFor == own.WaitsFor
+		})
 		if active == nil && !others {
 			log.Warn("the delayed payment of a double-sale buyer failed: nothing is owed, but nobody holds this artwork any more and it may still be marked unavailable; make it available in the Studio if it is for sale")
 		}
@@ -552,7 +559,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	switch waiting := waitingFor(sales, *own); {
 	case pub == nil:
 		// Deleted: nothing to give back.
-	case waiting != nil:
+	case len(waiting) > 0:
 		// Another buyer checked it out while it was held: re-offering it
 		// would sell it a third time. What is offered now (an earlier
 		// delivery of this failure that the journal did not hear of, an
@@ -560,13 +567,17 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// never re-offers anyone's change.
 		out = OutcomeReleaseSkipped
 		if open := availableVariants(art.Variants()); len(open) > 0 {
-			if err := f.Catalog.SetAvailable(ctx, saleTransaction(waiting.SessionID, id, "keep", open), false, open); err != nil {
+			if err := f.Catalog.SetAvailable(ctx, saleTransaction(waiting[0].SessionID, id, "keep", open), false, open); err != nil {
 				return "", err
 			}
 		}
-		log.Error("delayed payment failed, but another buyer checked out this artwork while it was held (a double sale; their own payment may still be pending): kept unavailable; give the piece to that buyer, or refund them if they paid (see `soldout sales list --state double_sale`)",
-			"waiting_session_id", waiting.SessionID, "waiting_email", waiting.Email)
-	case !untouched && lost:
+		var buyers []string
+		for _, w := range waiting {
+			buyers = append(buyers, w.SessionID+" ("+w.Email+")")
+		}
+		log.Error("delayed payment failed, but another buyer checked out this artwork while it was held (a double sale; their own payment may still be pending): kept unavailable; give the piece to one of the waiting buyers and refund the others who paid (see `soldout sales list --state double_sale`)",
+			"waiting", buyers)
+	case !untouched && early:
 		// Not soldout's for this session: nothing was taken.
 	case !untouched:
 		// Changed since soldout's write, or withdrawn by someone else while
@@ -589,9 +600,8 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// Available: an earlier delivery released it and the journal did
 		// not hear, or the hold was never written.
 	}
-	if lost {
-		// A released row makes the late completion a no-op.
-		log.Info("delayed payment failed before its checkout completion was recorded: recorded as released")
+	if early {
+		log.Info("delayed payment failed before its checkout completion arrived: recorded as released")
 		return out, f.Journal.InsertSale(ctx, Sale{
 			ArtworkID: id, SessionID: ev.Session.ID, State: SaleReleased,
 			Email: ev.Session.Email, Amount: ev.Session.AmountTotal, Currency: ev.Session.Currency,
@@ -602,21 +612,21 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	return out, nil
 }
 
-// waitingFor returns a double sale that waits for own's sale: its WaitsFor
-// names own's session, or a soldout revision written for it. A row from
-// before WaitsFor existed counts when it was recorded since own began.
-func waitingFor(sales []Sale, own Sale) *Sale {
-	for i := range sales {
-		s := &sales[i]
+// waitingFor returns the double sales that wait for own's sale: their
+// WaitsFor names own's session, or a soldout revision written for it. A row
+// from before WaitsFor existed counts when it was recorded since own began.
+func waitingFor(sales []Sale, own Sale) []Sale {
+	var waiting []Sale
+	for _, s := range sales {
 		if s.State != SaleDoubleSale || s.SessionID == own.SessionID {
 			continue
 		}
 		if s.WaitsFor == own.SessionID || writtenFor(s.WaitsFor, own.SessionID, own.ArtworkID) ||
-			s.WaitsFor == "" && !s.CreatedAt.Before(own.CreatedAt) {
-			return s
+			s.WaitsFor == "" && !own.CreatedAt.IsZero() && !s.CreatedAt.Before(own.CreatedAt) {
+			waiting = append(waiting, s)
 		}
 	}
-	return nil
+	return waiting
 }
 
 // markReleased adds s, released by ev, to the rows recorded with ev's outcome.

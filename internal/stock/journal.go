@@ -61,9 +61,10 @@ type Sale struct {
 	// changed the artwork since.
 	AppliedRev string
 	// WaitsFor, on a double sale, names the sale it lost to: that sale's
-	// session, or the soldout revision found in Sanity when the journal held
-	// no active sale (its claim lost in a crash; the id names the sale).
-	// A failed hold keeps the piece unavailable for the buyers waiting for it.
+	// session, or, when the journal held no active sale (a buyer kept
+	// waiting after a failed hold), the soldout revision found in Sanity,
+	// whose id names the sale it was written for. A failed hold keeps the
+	// piece unavailable for the buyers waiting for it.
 	WaitsFor string
 	// LeaseOwner and LeaseUntil say which process is applying the sale to
 	// Sanity. An expired lease may be taken over: a crashed replica blocks
@@ -113,13 +114,6 @@ type Journal interface {
 	// another active row exists for the artwork, and with ErrSaleExists if
 	// the (artwork, session) row exists.
 	InsertSale(ctx context.Context, s Sale) error
-	// ClaimSale is InsertSale for a row that the caller records again with
-	// FinishEvent before it answers. A journal that groups commits may
-	// return once the row is written, before it is committed, so that the
-	// caller's Sanity write overlaps the commit: if the row is then lost,
-	// FinishEvent finds it missing and fails with ErrStale, so nothing is
-	// answered 2xx without it.
-	ClaimSale(ctx context.Context, s Sale) error
 	// InsertDoubleSale inserts s, a double sale, and rewrites winner's row
 	// unchanged under its version check (ErrStale), in one transaction, so
 	// that a release of winner that did not see s fails to record itself;

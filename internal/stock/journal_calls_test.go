@@ -40,11 +40,6 @@ func (w *callLog) InsertSale(ctx context.Context, s stock.Sale) error {
 	return w.Journal.InsertSale(ctx, s)
 }
 
-func (w *callLog) ClaimSale(ctx context.Context, s stock.Sale) error {
-	w.add("ClaimSale")
-	return w.Journal.ClaimSale(ctx, s)
-}
-
 func (w *callLog) InsertDoubleSale(ctx context.Context, s stock.Sale, winner *stock.Sale) error {
 	w.add("InsertDoubleSale")
 	return w.Journal.InsertDoubleSale(ctx, s, winner)
@@ -60,9 +55,9 @@ func (w *callLog) FinishEvent(ctx context.Context, id string, o stock.Outcome, d
 	return w.Journal.FinishEvent(ctx, id, o, d, le, at, settled...)
 }
 
-// TestASaleCostsThreeJournalWritesAndNoRead: the delivery, the claim (staged:
-// Sanity's write overlaps its commit), and the outcome with the sale marked
-// applied, in one transaction. A first delivery does not read the artwork's
+// TestASaleCostsThreeJournalWritesAndNoRead: the delivery, the claim (which
+// must be on disk before Sanity is written), and the outcome with the sale
+// marked applied, in one transaction. A first delivery does not read the artwork's
 // sales first; where that guess is wrong, the journal's answer and a second
 // round still reach the right outcome.
 func TestASaleCostsThreeJournalWritesAndNoRead(t *testing.T) {
@@ -77,7 +72,7 @@ func TestASaleCostsThreeJournalWritesAndNoRead(t *testing.T) {
 		return strings.Join(j.writes, " ")
 	}
 	e.mustHandle(f, paid("evt_1", "cs_1", "a1"), stock.OutcomeSold)
-	if got := calls(); got != "RecordDelivery ClaimSale FinishEvent+1" {
+	if got := calls(); got != "RecordDelivery InsertSale FinishEvent+1" {
 		t.Errorf("calls: %s", got)
 	}
 	if s := e.sale("a1", "cs_1"); s.AppliedRev != e.rev("a1") || s.LeaseOwner != "" {
@@ -85,7 +80,7 @@ func TestASaleCostsThreeJournalWritesAndNoRead(t *testing.T) {
 	}
 	// a1 is taken: Sanity says unavailable, the journal says by whom.
 	e.mustHandle(f, paid("evt_2", "cs_2", "a1", "a2"), stock.OutcomeDoubleSale)
-	if got := calls(); got != "RecordDelivery Sales Sales InsertDoubleSale ClaimSale FinishEvent+1" {
+	if got := calls(); got != "RecordDelivery Sales Sales InsertDoubleSale InsertSale FinishEvent+1" {
 		t.Errorf("cart calls: %s", got)
 	}
 	// A redelivery reads before it decides.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,60 +151,6 @@ func TestEveryWriteHasItsOwnTransactionID(t *testing.T) {
 	})
 }
 
-// loseClaims stands for a journal that groups commits: ClaimSale answers
-// once the row is written, and the row's batch may then fail to commit.
-// The first n claims are lost that way: answered, never stored.
-type loseClaims struct {
-	stock.Journal
-	n atomic.Int32
-}
-
-func (l *loseClaims) ClaimSale(ctx context.Context, s stock.Sale) error {
-	if l.n.Add(-1) >= 0 {
-		return nil
-	}
-	return l.Journal.ClaimSale(ctx, s)
-}
-
-// TestALostClaim: Sanity was written for a claim whose row never reached
-// the disk. The write names its sale, so the sale is not mistaken for
-// somebody else's: the event claims it again, and another buyer meanwhile
-// is a double sale, never a second sale.
-func TestALostClaim(t *testing.T) {
-	t.Run("found by the same delivery", func(t *testing.T) {
-		e := newEnv(t)
-		e.artwork("a1")
-		j := &loseClaims{Journal: e.journal}
-		j.n.Store(1)
-		e.mustHandle(e.fulfillerWith("p1", e.catalog(token), j), paid("evt_1", "cs_1", "a1"), stock.OutcomeSold)
-		if s := e.sale("a1", "cs_1"); s.State != stock.SaleSold || s.AppliedRev != e.rev("a1") {
-			t.Fatalf("sale %+v", s)
-		}
-		if e.flips("a1") != 1 {
-			t.Errorf("%d writes of a1, want 1", e.flips("a1"))
-		}
-	})
-	t.Run("another buyer before the redelivery", func(t *testing.T) {
-		e := newEnv(t)
-		e.artwork("a1")
-		j := &loseClaims{Journal: crashJournal{e.journal, "FinishEvent"}}
-		j.n.Store(1)
-		sale := paid("evt_1", "cs_A", "a1")
-		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), j), sale); err == nil {
-			t.Fatal("the crash did not surface")
-		}
-		if e.available("a1") != "false" {
-			t.Fatal("Sanity was not written before the crash")
-		}
-		f := e.fulfiller("p1")
-		e.mustHandle(f, paid("evt_2", "cs_B", "a1"), stock.OutcomeDoubleSale)
-		e.mustHandle(f, sale, stock.OutcomeSold)
-		if a, b := e.sale("a1", "cs_A"), e.sale("a1", "cs_B"); a.State != stock.SaleSold || b.State != stock.SaleDoubleSale {
-			t.Errorf("sales %+v / %+v", a, b)
-		}
-	})
-}
-
 // pauseDoubleSale holds a double sale's insert until resume is closed, so
 // that another process runs while the buyer is half recorded.
 type pauseDoubleSale struct {
@@ -279,21 +226,6 @@ func TestAWaitingBuyerIsFoundWhateverTheOrder(t *testing.T) {
 			t.Fatalf("cs_C %+v", c)
 		}
 	})
-	t.Run("a hold claimed again after its claim was lost", func(t *testing.T) {
-		e := newEnv(t)
-		e.artwork("a1")
-		j := &loseClaims{Journal: crashJournal{e.journal, "FinishEvent"}}
-		j.n.Store(1)
-		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), j), hold("cs_A")); err == nil {
-			t.Fatal("the crash did not surface")
-		}
-		f := e.fulfiller("p1")
-		e.mustHandle(f, paid("evt_C", "cs_C", "a1"), stock.OutcomeDoubleSale)
-		e.advance(time.Minute)
-		e.mustHandle(f, hold("cs_A"), stock.OutcomeHeld)
-		e.mustHandle(f, failure("cs_A"), stock.OutcomeReleaseSkipped)
-		keptFor(t, e, f, "cs_C")
-	})
 	t.Run("the buyer recorded by a replica whose clock is behind", func(t *testing.T) {
 		e := newEnv(t)
 		e.artwork("a1")
@@ -317,19 +249,45 @@ func TestAWaitingBuyerIsFoundWhateverTheOrder(t *testing.T) {
 		e.mustHandle(f, failure("cs_A"), stock.OutcomeReleaseSkipped)
 		keptFor(t, e, f, "cs_C")
 	})
-	t.Run("the failure first, after the hold's claim was lost", func(t *testing.T) {
-		e := newEnv(t)
-		e.artwork("a1")
-		j := &loseClaims{Journal: crashJournal{e.journal, "FinishEvent"}}
-		j.n.Store(1)
-		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), j), hold("cs_A")); err == nil {
-			t.Fatal("the crash did not surface")
+}
+
+// TestWhatTheOperatorIsToldAboutWaitingBuyers: the buyers a failed hold is
+// kept for are all named, and one whose payment then succeeds is the one
+// who paid, not someone to refund.
+func TestWhatTheOperatorIsToldAboutWaitingBuyers(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1")
+	f := e.fulfiller("p1")
+	e.mustHandle(f, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+	e.mustHandle(f, event("evt_2", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+	e.mustHandle(f, paid("evt_3", "cs_C", "a1"), stock.OutcomeDoubleSale)
+	e.mustHandle(f, event("evt_4", stock.CheckoutAsyncFailed, "cs_A", "", "a1"), stock.OutcomeReleaseSkipped)
+	if got := e.logs.lines(slog.LevelError, "evt_4"); len(got) != 1 || !strings.Contains(got[0], "cs_B") || !strings.Contains(got[0], "cs_C") {
+		t.Errorf("the release names every waiting buyer: %q", got)
+	}
+	e.mustHandle(f, event("evt_5", stock.CheckoutAsyncSucceeded, "cs_B", "", "a1"), stock.OutcomeDoubleSale)
+	if got := e.logs.lines(slog.LevelError, "evt_5"); len(got) != 1 || strings.Contains(got[0], "refund one buyer") || !strings.Contains(got[0], "give them the piece") {
+		t.Errorf("cs_B paid for a piece kept for them: %q", got)
+	}
+}
+
+// TestADoubleSaleFromBeforeWaitsFor: a row recorded before double sales
+// named the sale they lost to does not make a later, unrelated failure
+// withdraw the piece.
+func TestADoubleSaleFromBeforeWaitsFor(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1")
+	old := e.clock().Add(-90 * 24 * time.Hour)
+	for _, s := range []stock.Sale{
+		{ArtworkID: "a1", SessionID: "cs_A", State: stock.SaleReleased, EventIDs: []string{"evt_o1"}, CreatedAt: old, UpdatedAt: old, Version: 3},
+		{ArtworkID: "a1", SessionID: "cs_B", State: stock.SaleDoubleSale, EventIDs: []string{"evt_o2"}, CreatedAt: old, UpdatedAt: old, Version: 1},
+	} {
+		if err := e.journal.InsertSale(t.Context(), s); err != nil {
+			t.Fatal(err)
 		}
-		f := e.fulfiller("p1")
-		e.mustHandle(f, failure("cs_A"), stock.OutcomeReleased)
-		if e.available("a1") != "true" {
-			t.Fatal("soldout's own hold was never undone")
-		}
-		e.mustHandle(f, hold("cs_A"), stock.OutcomeIgnored)
-	})
+	}
+	e.mustHandle(e.fulfiller("p1"), event("evt_fail", stock.CheckoutAsyncFailed, "cs_S", "", "a1"), stock.OutcomeReleased)
+	if e.available("a1") != "true" {
+		t.Fatal("a failure that took nothing withdrew the piece")
+	}
 }
