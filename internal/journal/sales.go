@@ -120,7 +120,7 @@ func settleSale(ctx context.Context, st *sql.Stmt, s stock.Sale, updated int64) 
 
 func saleUpdateArgs(s stock.Sale, updated int64) []any {
 	return []any{s.ArtworkID, s.SessionID, string(s.State), s.Email,
-		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), updated, s.Version}
+		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), updated, s.Version, s.WaitsFor}
 }
 
 func errStaleSale(s stock.Sale) error {

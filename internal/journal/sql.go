@@ -31,7 +31,7 @@ type statements struct {
 // saleUpdate is the versioned rewrite of a sale row. UpdateSale returns the
 // row it wrote; FinishEvent, which has no use for it, skips reading it back.
 const saleUpdate = `UPDATE sales SET state = $3, email = $4, amount = $5, currency = $6, event_ids = $7,
-		applied_rev = $8, lease_owner = $9, lease_until = $10, updated_at = $11, version = version + 1
+		applied_rev = $8, lease_owner = $9, lease_until = $10, updated_at = $11, waits_for = $13, version = version + 1
 	WHERE artwork_id = $1 AND session_id = $2 AND version = $12`
 
 // keepOutcome is true when FinishEvent must leave the stored outcome alone.

@@ -71,5 +71,8 @@ func (o observedJournal) InsertDoubleSale(ctx context.Context, s stock.Sale, win
 
 func (o observedJournal) UpdateSale(ctx context.Context, s stock.Sale) (stock.Sale, error) {
 	out, err := o.j.UpdateSale(ctx, s)
+	if err == nil && s.State == stock.SaleDoubleSale {
+		o.m.DoubleSale() // a claim that found the piece kept for a waiting buyer
+	}
 	return out, o.check(ctx, "update_sale", err)
 }

@@ -241,7 +241,7 @@ func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleStat
 		own, active := FindSales(sales, ev.Session.ID)
 		switch {
 		case own != nil:
-			return f.continueOwn(ctx, ev, *own, active, want, settled, log)
+			return f.continueOwn(ctx, ev, *own, sales, want, settled, log)
 		case active != nil:
 			return f.doubleSale(ctx, ev, id, want, active, active.SessionID, log)
 		default:
@@ -290,6 +290,13 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		} else if own, active := FindSales(sales, ev.Session.ID); own != nil || active != nil {
 			return "", ErrSaleTaken
 		}
+		// Nobody holds it in the journal. A release writes Sanity before it
+		// records itself, so the first read may show a hold released since;
+		// a read taken after the journal's is not older than it.
+		if art, err = f.Catalog.Artwork(ctx, id); err != nil {
+			return "", err
+		}
+		pub = art.Published
 	}
 	if pub == nil {
 		log.Error("artwork does not exist in Sanity: check SANITY_PROJECT_ID and SANITY_DATASET, or restore the document; the event is refused so that Stripe retries")
@@ -326,26 +333,33 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	if err := f.Journal.InsertSale(ctx, sale); err != nil {
 		return "", err
 	}
-	if err := f.applyTake(ctx, sale, &art, settled, log); err != nil {
+	if err := f.applyTake(ctx, sale, &art, settled, log); errors.Is(err, errKept) {
+		return OutcomeDoubleSale, nil
+	} else if err != nil {
 		return "", err
 	}
 	return outcomeOf(want), nil
 }
 
 // continueOwn handles a session that already has a row for the artwork:
-// a redelivery, held becoming sold, or a write a crash left undone. active
-// is the artwork's active sale of another session, if any.
-func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, active *Sale, want SaleState, settled *[]Sale, log *slog.Logger) (Outcome, error) {
+// a redelivery, held becoming sold, or a write a crash left undone. sales
+// are the artwork's rows, own among them.
+func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, sales []Sale, want SaleState, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	switch own.State {
 	case SaleDoubleSale:
 		if ev.Type != CheckoutAsyncSucceeded {
 			return OutcomeDoubleSale, nil
 		}
 		attrs := []any{"email", own.Email, "amount", own.Amount, "currency", own.Currency}
-		if active != nil {
+		_, active := FindSales(sales, own.SessionID)
+		switch {
+		case active != nil:
 			log.Error("double sale: this buyer's delayed payment succeeded, for an artwork that another session holds; Sanity left untouched; refund one buyer (see `soldout sales list --state double_sale`)",
 				append(attrs, "winning_session_id", active.SessionID, "winning_email", active.Email)...)
-		} else {
+		case otherDoubleSales(sales, own.SessionID):
+			log.Error("double sale: this buyer's delayed payment succeeded; the sale they lost to is no longer active (its payment failed) and soldout keeps the artwork unavailable, but other buyers wait for it too: give the piece to one of them and refund the others who paid (see `soldout sales list --artwork "+own.ArtworkID+"`)",
+				attrs...)
+		default:
 			// The hold this buyer lost to failed and soldout kept the piece
 			// unavailable for them: they are the one who paid.
 			log.Error("double sale: this buyer's delayed payment succeeded, and the sale they lost to is no longer active (its payment failed), so soldout kept the artwork unavailable for them: give them the piece, nothing to refund; or refund them and offer it again in the Studio",
@@ -381,7 +395,9 @@ func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, active 
 	if err != nil {
 		return "", err
 	}
-	if err := f.applyTake(ctx, own, nil, settled, log); err != nil {
+	if err := f.applyTake(ctx, own, nil, settled, log); errors.Is(err, errKept) {
+		return OutcomeDoubleSale, nil
+	} else if err != nil {
 		return "", err
 	}
 	return outcomeOf(own.State), nil
@@ -455,7 +471,16 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, sett
 		open := availableVariants(art.Variants())
 		if len(open) == 0 {
 			// Unavailable everywhere: an earlier attempt committed and its
-			// answer was lost, or someone else withdrew the piece.
+			// answer was lost, or someone else withdrew the piece, or
+			// soldout itself keeps it for a buyer waiting after a failed
+			// hold, in which case this buyer's is a second sale.
+			if ownTransaction(art.Published.Rev) && !writtenFor(art.Published.Rev, sale.SessionID, sale.ArtworkID) {
+				if kept, err := f.keptForAnother(ctx, sale, art.Published.Rev, log); kept {
+					return errKept
+				} else if err != nil {
+					return err
+				}
+			}
 			appliedRev = art.Published.Rev
 			break
 		}
@@ -481,6 +506,38 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, sett
 	sale.AppliedRev, sale.LeaseOwner, sale.LeaseUntil, sale.UpdatedAt = appliedRev, "", time.Time{}, f.now()
 	*settled = append(*settled, sale)
 	return nil
+}
+
+// errKept says that applyTake found the piece kept for another buyer and
+// recorded this sale as a double sale instead.
+var errKept = errors.New("artwork kept for another buyer: recorded as a double sale")
+
+// keptForAnother turns sale into a double sale, and reports true, when the
+// piece it was to take is unavailable under a write soldout made to keep it
+// for a buyer who waits after a failed hold: a release finished between
+// this sale's read and its write. rev naming no waiting buyer (a soldout
+// write from before transaction ids named their sale) reports false.
+func (f *Fulfiller) keptForAnother(ctx context.Context, sale Sale, rev string, log *slog.Logger) (bool, error) {
+	sales, err := f.Journal.Sales(ctx, sale.ArtworkID)
+	if err != nil {
+		return false, err
+	}
+	var waiting []string
+	for _, s := range sales {
+		if s.State == SaleDoubleSale && writtenFor(rev, s.SessionID, s.ArtworkID) {
+			waiting = append(waiting, s.SessionID+" ("+s.Email+")")
+		}
+	}
+	if len(waiting) == 0 {
+		return false, nil
+	}
+	sale.State, sale.WaitsFor, sale.LeaseOwner, sale.LeaseUntil, sale.UpdatedAt = SaleDoubleSale, rev, "", time.Time{}, f.now()
+	if _, err := f.Journal.UpdateSale(ctx, sale); err != nil {
+		return false, err
+	}
+	log.Error("double sale: this buyer checked out an artwork that soldout keeps for a buyer who waits after a failed hold; Sanity left as it is; give the piece to one of them and refund the others who paid (see `soldout sales list --state double_sale`)",
+		"email", sale.Email, "amount", sale.Amount, "currency", sale.Currency, "waiting", waiting)
+	return true, nil
 }
 
 // patchLateDraft makes unavailable a draft that an editor opened between
@@ -528,11 +585,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// Nothing was written to Sanity for this buyer and nothing is owed.
 		// But a held sale released meanwhile left the piece unavailable for
 		// this buyer's sake (see below), and now nobody waits for it.
-		_, active := FindSales(sales, ev.Session.ID)
-		others := slices.ContainsFunc(sales, func(s Sale) bool {
-			return s.State == SaleDoubleSale && s.SessionID != ev.Session.ID && s.WaitsFor == own.WaitsFor
-		})
-		if active == nil && !others {
+		if _, active := FindSales(sales, ev.Session.ID); active == nil && !otherDoubleSales(sales, ev.Session.ID) {
 			log.Warn("the delayed payment of a double-sale buyer failed: nothing is owed, but nobody holds this artwork any more and it may still be marked unavailable; make it available in the Studio if it is for sale")
 		}
 		f.markReleased(ev, *own, settled)
@@ -610,6 +663,12 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	}
 	f.markReleased(ev, *own, settled)
 	return out, nil
+}
+
+// otherDoubleSales reports whether a buyer other than session's waits as a
+// double sale: the piece may be kept for them.
+func otherDoubleSales(sales []Sale, session string) bool {
+	return slices.ContainsFunc(sales, func(s Sale) bool { return s.State == SaleDoubleSale && s.SessionID != session })
 }
 
 // waitingFor returns the double sales that wait for own's sale: their

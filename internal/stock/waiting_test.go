@@ -265,6 +265,19 @@ func TestWhatTheOperatorIsToldAboutWaitingBuyers(t *testing.T) {
 	if got := e.logs.lines(slog.LevelError, "evt_4"); len(got) != 1 || !strings.Contains(got[0], "cs_B") || !strings.Contains(got[0], "cs_C") {
 		t.Errorf("the release names every waiting buyer: %q", got)
 	}
+	// cs_C paid too: one of the two is to be refunded.
+	e.mustHandle(f, event("evt_5", stock.CheckoutAsyncSucceeded, "cs_B", "", "a1"), stock.OutcomeDoubleSale)
+	if got := e.logs.lines(slog.LevelError, "evt_5"); len(got) != 1 || !strings.Contains(got[0], "give the piece to one of them") {
+		t.Errorf("cs_B and cs_C both paid for a piece kept for them: %q", got)
+	}
+
+	// Alone, the buyer whose payment succeeds is the one who paid.
+	e = newEnv(t)
+	e.artwork("a1")
+	f = e.fulfiller("p1")
+	e.mustHandle(f, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+	e.mustHandle(f, event("evt_2", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+	e.mustHandle(f, event("evt_4", stock.CheckoutAsyncFailed, "cs_A", "", "a1"), stock.OutcomeReleaseSkipped)
 	e.mustHandle(f, event("evt_5", stock.CheckoutAsyncSucceeded, "cs_B", "", "a1"), stock.OutcomeDoubleSale)
 	if got := e.logs.lines(slog.LevelError, "evt_5"); len(got) != 1 || strings.Contains(got[0], "refund one buyer") || !strings.Contains(got[0], "give them the piece") {
 		t.Errorf("cs_B paid for a piece kept for them: %q", got)
@@ -290,4 +303,75 @@ func TestADoubleSaleFromBeforeWaitsFor(t *testing.T) {
 	if e.available("a1") != "true" {
 		t.Fatal("a failure that took nothing withdrew the piece")
 	}
+}
+
+// afterFirstRead runs after once, right after the first Artwork read
+// returns: another process acts between this one's read and its next step.
+type afterFirstRead struct {
+	stock.Catalog
+	fired atomic.Bool
+	after func()
+}
+
+func (h *afterFirstRead) Artwork(ctx context.Context, id string) (stock.Artwork, error) {
+	a, err := h.Catalog.Artwork(ctx, id)
+	if h.after != nil && h.fired.CompareAndSwap(false, true) {
+		h.after()
+	}
+	return a, err
+}
+
+// TestAClaimRacingAFailedHold: a buyer's claim that read Sanity while a
+// hold that is failing still held the piece.
+func TestAClaimRacingAFailedHold(t *testing.T) {
+	held := event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1")
+	failed := event("evt_2", stock.CheckoutAsyncFailed, "cs_A", "", "a1")
+
+	t.Run("read before the release: the buyer gets the piece", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		p1 := e.fulfiller("p1")
+		e.mustHandle(p1, held, stock.OutcomeHeld)
+		c := &afterFirstRead{Catalog: e.catalog(token), after: func() { e.mustHandle(p1, failed, stock.OutcomeReleased) }}
+		e.mustHandle(e.fulfillerWith("p2", c, e.journal), paid("evt_C", "cs_C", "a1"), stock.OutcomeSold)
+		if e.available("a1") != "false" {
+			t.Fatal("sold to cs_C and on sale")
+		}
+	})
+	t.Run("read before the piece was kept for a waiting buyer: a double sale", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		p1 := e.fulfiller("p1")
+		e.mustHandle(p1, held, stock.OutcomeHeld)
+		// The release's record lost: the hold stays in the journal while
+		// the piece is on sale, and a paying buyer waits for it.
+		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), failed); err == nil {
+			t.Fatal("the crash did not surface")
+		}
+		e.mustHandle(p1, paid("evt_B", "cs_B", "a1"), stock.OutcomeDoubleSale)
+		c := &afterFirstRead{Catalog: e.catalog(token), after: func() { e.mustHandle(p1, failed, stock.OutcomeReleaseSkipped) }}
+		e.mustHandle(e.fulfillerWith("p2", c, e.journal), paid("evt_D", "cs_D", "a1"), stock.OutcomeDoubleSale)
+		if d := e.sale("a1", "cs_D"); d.State != stock.SaleDoubleSale {
+			t.Fatalf("cs_D %+v: took the piece kept for cs_B", d)
+		}
+		if e.available("a1") != "false" {
+			t.Fatal("on sale while cs_B waits")
+		}
+		if got := e.logs.lines(slog.LevelError, "evt_D"); len(got) != 1 {
+			t.Errorf("cs_D's double sale not reported: %q", got)
+		}
+	})
+	t.Run("two buyers wait, one's payment fails: no advice to offer it again", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		f := e.fulfiller("p1")
+		e.mustHandle(f, held, stock.OutcomeHeld)
+		e.mustHandle(f, paid("evt_B", "cs_B", "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(f, failed, stock.OutcomeReleaseSkipped)
+		e.mustHandle(f, event("evt_D", stock.CheckoutCompleted, "cs_D", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(f, event("evt_D2", stock.CheckoutAsyncFailed, "cs_D", "", "a1"), stock.OutcomeReleased)
+		if got := e.logs.lines(slog.LevelWarn, "evt_D2"); len(got) != 0 {
+			t.Errorf("cs_B paid and waits, yet: %q", got)
+		}
+	})
 }
