@@ -468,19 +468,19 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, sett
 			log.Error("artwork was deleted from Sanity before soldout could mark it unavailable; restore it or settle the sale by hand")
 			return Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", sale.ArtworkID)
 		}
+		if pub := art.Published; !pub.IsAvailable() && ownTransaction(pub.Rev) && !writtenFor(pub.Rev, sale.SessionID, sale.ArtworkID) {
+			// soldout itself may keep it for a buyer waiting after a failed
+			// hold, whatever a draft or release version still offers.
+			if kept, err := f.keptForAnother(ctx, sale, pub.Rev, log); kept {
+				return errKept
+			} else if err != nil {
+				return err
+			}
+		}
 		open := availableVariants(art.Variants())
 		if len(open) == 0 {
 			// Unavailable everywhere: an earlier attempt committed and its
-			// answer was lost, or someone else withdrew the piece, or
-			// soldout itself keeps it for a buyer waiting after a failed
-			// hold, in which case this buyer's is a second sale.
-			if ownTransaction(art.Published.Rev) && !writtenFor(art.Published.Rev, sale.SessionID, sale.ArtworkID) {
-				if kept, err := f.keptForAnother(ctx, sale, art.Published.Rev, log); kept {
-					return errKept
-				} else if err != nil {
-					return err
-				}
-			}
+			// answer was lost, or someone else withdrew the piece.
 			appliedRev = art.Published.Rev
 			break
 		}
@@ -522,20 +522,35 @@ func (f *Fulfiller) keptForAnother(ctx context.Context, sale Sale, rev string, l
 	if err != nil {
 		return false, err
 	}
+	// rev names one buyer (the keep's first waiting buyer); the others who
+	// waited for the same failed hold are kept for too, even once that
+	// buyer's own payment has failed.
+	var named *Sale
+	for i := range sales {
+		if writtenFor(rev, sales[i].SessionID, sales[i].ArtworkID) {
+			named = &sales[i]
+		}
+	}
 	var waiting []string
 	for _, s := range sales {
-		if s.State == SaleDoubleSale && writtenFor(rev, s.SessionID, s.ArtworkID) {
+		if named != nil && s.State == SaleDoubleSale && s.SessionID != sale.SessionID &&
+			(s.SessionID == named.SessionID || named.WaitsFor != "" && s.WaitsFor == named.WaitsFor) {
 			waiting = append(waiting, s.SessionID+" ("+s.Email+")")
 		}
 	}
 	if len(waiting) == 0 {
 		return false, nil
 	}
+	pending := sale.State == SaleHeld
 	sale.State, sale.WaitsFor, sale.LeaseOwner, sale.LeaseUntil, sale.UpdatedAt = SaleDoubleSale, rev, "", time.Time{}, f.now()
 	if _, err := f.Journal.UpdateSale(ctx, sale); err != nil {
 		return false, err
 	}
-	log.Error("double sale: this buyer checked out an artwork that soldout keeps for a buyer who waits after a failed hold; Sanity left as it is; give the piece to one of them and refund the others who paid (see `soldout sales list --state double_sale`)",
+	msg := "double sale: this buyer checked out an artwork that soldout keeps for a buyer who waits after a failed hold; Sanity left as it is; give the piece to one of them and refund the others who paid (see `soldout sales list --state double_sale`)"
+	if pending {
+		msg = "double sale: this buyer checked out an artwork that soldout keeps for a buyer who waits after a failed hold, and their delayed payment is pending; Sanity left as it is; do not give them the piece: if the payment succeeds soldout logs it again, if it fails nothing is owed"
+	}
+	log.Error(msg,
 		"email", sale.Email, "amount", sale.Amount, "currency", sale.Currency, "waiting", waiting)
 	return true, nil
 }
@@ -621,6 +636,9 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		out = OutcomeReleaseSkipped
 		if open := availableVariants(art.Variants()); len(open) > 0 {
 			if err := f.Catalog.SetAvailable(ctx, saleTransaction(waiting[0].SessionID, id, "keep", open), false, open); err != nil {
+				return "", err
+			}
+			if err := f.patchLateDraft(ctx, waiting[0]); err != nil {
 				return "", err
 			}
 		}

@@ -375,3 +375,64 @@ func TestAClaimRacingAFailedHold(t *testing.T) {
 		}
 	})
 }
+
+// TestAKeepHoldsAgainstLaterBuyers: once a failed hold keeps the piece for
+// the buyers waiting for it, a buyer who comes after does not take it,
+// even when the first of those buyers drops out or an editor opens a draft
+// in the middle of it.
+func TestAKeepHoldsAgainstLaterBuyers(t *testing.T) {
+	held := event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1")
+	failed := event("evt_2", stock.CheckoutAsyncFailed, "cs_A", "", "a1")
+	// setup: cs_A held, its release written but its record lost (the hold
+	// stays in the journal, the piece on sale), then cs_B pays: it waits.
+	setup := func(t *testing.T) (*env, *stock.Fulfiller) {
+		e := newEnv(t)
+		e.artwork("a1")
+		p1 := e.fulfiller("p1")
+		e.mustHandle(p1, held, stock.OutcomeHeld)
+		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), failed); err == nil {
+			t.Fatal("the crash did not surface")
+		}
+		return e, p1
+	}
+	t.Run("the buyer the keep is named after drops out", func(t *testing.T) {
+		e, p1 := setup(t)
+		e.mustHandle(p1, event("evt_B", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(p1, paid("evt_C", "cs_C", "a1"), stock.OutcomeDoubleSale)
+		c := &afterFirstRead{Catalog: e.catalog(token), after: func() {
+			e.mustHandle(p1, failed, stock.OutcomeReleaseSkipped) // kept, under cs_B's name
+			e.mustHandle(p1, event("evt_B2", stock.CheckoutAsyncFailed, "cs_B", "", "a1"), stock.OutcomeReleased)
+		}}
+		e.mustHandle(e.fulfillerWith("p2", c, e.journal), paid("evt_D", "cs_D", "a1"), stock.OutcomeDoubleSale)
+		if e.available("a1") != "false" {
+			t.Fatal("on sale while cs_C waits")
+		}
+	})
+	t.Run("an editor opens a draft while the piece is kept", func(t *testing.T) {
+		e, p1 := setup(t)
+		e.mustHandle(p1, paid("evt_B", "cs_B", "a1"), stock.OutcomeDoubleSale)
+		opens := &afterFirstRead{Catalog: e.catalog(token), after: func() { e.artwork("drafts.a1") }}
+		e.mustHandle(e.fulfillerWith("p1", opens, e.journal), failed, stock.OutcomeReleaseSkipped)
+		if e.available("a1") != "false" || e.available("drafts.a1") != "false" {
+			t.Fatalf("kept for cs_B, yet a1=%s, its draft=%s: publishing the draft re-offers it", e.available("a1"), e.available("drafts.a1"))
+		}
+	})
+	t.Run("a later buyer finds the kept piece's draft on sale", func(t *testing.T) {
+		e, p1 := setup(t)
+		e.mustHandle(p1, paid("evt_B", "cs_B", "a1"), stock.OutcomeDoubleSale)
+		opens := &afterFirstRead{Catalog: e.catalog(token), after: func() { e.artwork("drafts.a1") }}
+		c := &afterFirstRead{Catalog: e.catalog(token), after: func() {
+			e.mustHandle(e.fulfillerWith("p1", opens, e.journal), failed, stock.OutcomeReleaseSkipped)
+		}}
+		e.mustHandle(e.fulfillerWith("p2", c, e.journal), paid("evt_D", "cs_D", "a1"), stock.OutcomeDoubleSale)
+	})
+	t.Run("a later buyer whose payment is pending is not to be given the piece", func(t *testing.T) {
+		e, p1 := setup(t)
+		e.mustHandle(p1, paid("evt_B", "cs_B", "a1"), stock.OutcomeDoubleSale)
+		c := &afterFirstRead{Catalog: e.catalog(token), after: func() { e.mustHandle(p1, failed, stock.OutcomeReleaseSkipped) }}
+		e.mustHandle(e.fulfillerWith("p2", c, e.journal), event("evt_D", stock.CheckoutCompleted, "cs_D", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+		if got := e.logs.lines(slog.LevelError, "evt_D"); len(got) != 1 || !strings.Contains(got[0], "pending") {
+			t.Errorf("cs_D has not paid: %q", got)
+		}
+	})
+}
