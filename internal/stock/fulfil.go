@@ -533,8 +533,11 @@ func (f *Fulfiller) keptForAnother(ctx context.Context, sale Sale, rev string, l
 	}
 	var waiting []string
 	for _, s := range sales {
+		// The named buyer, those who wait for them (came after the keep),
+		// and those who wait for the same failed hold.
 		if named != nil && s.State == SaleDoubleSale && s.SessionID != sale.SessionID &&
-			(s.SessionID == named.SessionID || named.WaitsFor != "" && s.WaitsFor == named.WaitsFor) {
+			(s.SessionID == named.SessionID || waitsForSale(s, named.SessionID, named.ArtworkID) ||
+				named.WaitsFor != "" && s.WaitsFor == named.WaitsFor) {
 			waiting = append(waiting, s.SessionID+" ("+s.Email+")")
 		}
 	}
@@ -689,6 +692,12 @@ func otherDoubleSales(sales []Sale, session string) bool {
 	return slices.ContainsFunc(sales, func(s Sale) bool { return s.State == SaleDoubleSale && s.SessionID != session })
 }
 
+// waitsForSale reports whether double sale s lost to the sale of artwork to
+// session: it names that session, or a soldout write made for it.
+func waitsForSale(s Sale, session, artwork string) bool {
+	return s.WaitsFor == session || writtenFor(s.WaitsFor, session, artwork)
+}
+
 // waitingFor returns the double sales that wait for own's sale: their
 // WaitsFor names own's session, or a soldout revision written for it. A row
 // from before WaitsFor existed counts when it was recorded since own began.
@@ -698,7 +707,7 @@ func waitingFor(sales []Sale, own Sale) []Sale {
 		if s.State != SaleDoubleSale || s.SessionID == own.SessionID {
 			continue
 		}
-		if s.WaitsFor == own.SessionID || writtenFor(s.WaitsFor, own.SessionID, own.ArtworkID) ||
+		if waitsForSale(s, own.SessionID, own.ArtworkID) ||
 			s.WaitsFor == "" && !own.CreatedAt.IsZero() && !s.CreatedAt.Before(own.CreatedAt) {
 			waiting = append(waiting, s)
 		}

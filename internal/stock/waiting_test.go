@@ -408,6 +408,16 @@ func TestAKeepHoldsAgainstLaterBuyers(t *testing.T) {
 			t.Fatal("on sale while cs_C waits")
 		}
 	})
+	t.Run("the buyer the keep is named after drops out, one who came after it waits", func(t *testing.T) {
+		e, p1 := setup(t)
+		e.mustHandle(p1, event("evt_B", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+		c := &afterFirstRead{Catalog: e.catalog(token), after: func() {
+			e.mustHandle(p1, failed, stock.OutcomeReleaseSkipped)                  // kept, under cs_B's name
+			e.mustHandle(p1, paid("evt_C", "cs_C", "a1"), stock.OutcomeDoubleSale) // waits for the keep
+			e.mustHandle(p1, event("evt_B2", stock.CheckoutAsyncFailed, "cs_B", "", "a1"), stock.OutcomeReleased)
+		}}
+		e.mustHandle(e.fulfillerWith("p2", c, e.journal), paid("evt_D", "cs_D", "a1"), stock.OutcomeDoubleSale)
+	})
 	t.Run("an editor opens a draft while the piece is kept", func(t *testing.T) {
 		e, p1 := setup(t)
 		e.mustHandle(p1, paid("evt_B", "cs_B", "a1"), stock.OutcomeDoubleSale)
