@@ -635,3 +635,16 @@ func TestOpsRefuseAMissingJournal(t *testing.T) {
 		t.Fatal("a read command created an empty journal")
 	}
 }
+
+// TestOpsSalesListOfAKeptPiece: after a failed hold kept the piece for a
+// buyer who checked it out meanwhile, the list says so instead of naming a
+// holder.
+func TestOpsSalesListOfAKeptPiece(t *testing.T) {
+	o := startShop(t)
+	o.artwork("art-k", true)
+	o.sell("unpaid", "art-k", "cs_hold", "held")
+	o.sell("paid", "art-k", "cs_wait", "double_sale")
+	o.sell("async-failed", "art-k", "cs_hold", "release_skipped")
+	wantIn(t, "sales list of a kept piece", o.ok("sales", "list", "-artwork", "art-k"),
+		"kept for the buyers below", "waits (check that they paid)", "cs_wait")
+}

@@ -110,7 +110,7 @@ func printDoubleSales(w io.Writer, sales []stock.Sale, holders map[string]*stock
 	if len(holders) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nDouble sales: two buyers paid for one piece. Refund one of each pair in the Stripe Dashboard (Payments, search the email):")
+	fmt.Fprintln(w, "\nDouble sales: more than one buyer for one piece. Keep one buyer who paid and refund the others in the Stripe Dashboard (Payments, search the email):")
 	tw := newTable(w)
 	fmt.Fprintln(tw, "ARTWORK\tSESSION\tROLE\tEMAIL\tAMOUNT\tPAID AT")
 	row := func(s stock.Sale, role string) {
@@ -122,10 +122,12 @@ func printDoubleSales(w io.Writer, sales []stock.Sale, holders map[string]*stock
 		}
 		if h := holders[s.ArtworkID]; h != nil {
 			row(*h, "holds it ("+string(h.State)+")")
+			row(s, "paid too")
 		} else {
-			fmt.Fprintf(tw, "%s\t-\tnobody holds it now\t-\t-\t-\n", s.ArtworkID)
+			// A failed hold kept the piece for the buyers who wait for it.
+			fmt.Fprintf(tw, "%s\t-\tnobody holds it: kept for the buyers below\t-\t-\t-\n", s.ArtworkID)
+			row(s, "waits (check that they paid)")
 		}
-		row(s, "paid too")
 	}
 	tw.Flush()
 }

@@ -8,6 +8,7 @@ package reconcile
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"soldout/internal/journal"
@@ -193,13 +194,34 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 		case forSale(art):
 			return found(Missing, stock.CheckoutCompleted, take)
 		}
-		acknowledged, err := r.sessionEvent(ctx, s.ID, id, func(e stock.EventRecord) bool { return e.Outcome == stock.OutcomeAlreadyUnavailable })
+		if stock.OwnTransaction(art.Published.Rev) && kept(sales) {
+			return found(DoubleSale, stock.CheckoutCompleted, "records the double sale: the piece is kept for buyers who wait after a failed hold")
+		}
+		// The artwork's own outcome, from the event's detail: a cart's
+		// event-level outcome may be another artwork's.
+		acknowledged, err := r.sessionEvent(ctx, s.ID, id, func(e stock.EventRecord) bool {
+			return slices.Contains(strings.Fields(e.Detail), id+"="+string(stock.OutcomeAlreadyUnavailable))
+		})
 		if err != nil || acknowledged {
 			return f, false, err
 		}
 		return found(Unrecorded, stock.CheckoutCompleted, "records it as already unavailable; check whether the piece was sold elsewhere")
 	case own.State == stock.SaleDoubleSale && f.Holder == nil:
-		return found(DoubleSale, "", "the sale this buyer lost to is no longer active (its payment failed) and the piece is kept unavailable for them: give it to them, or refund them and offer it again")
+		// Kept for the buyers who wait after a failed hold: the journal
+		// holds no sale that reconcile would check Sanity for.
+		art, err := r.Catalog.Artwork(ctx, id)
+		switch {
+		case err != nil:
+			return f, false, err
+		case forSale(art):
+			return found(DoubleSale, "", "kept for buyers who wait after a failed hold, yet for sale in Sanity: mark it unavailable in the Studio, then give it to one waiting buyer who paid and refund the others")
+		case !paid:
+			return found(DoubleSale, "", "waits for a piece kept after a failed hold, with a delayed payment pending: do not give it to them yet")
+		case slices.ContainsFunc(sales, func(o stock.Sale) bool { return o.State == stock.SaleDoubleSale && o.SessionID != s.ID }):
+			return found(DoubleSale, "", "waits, with others, for a piece kept after a failed hold: give it to one who paid (`soldout sales list --artwork "+id+"`) and refund the others who paid")
+		default:
+			return found(DoubleSale, "", "the sale this buyer lost to is no longer active (its payment failed) and the piece is kept unavailable for them: give it to them, or refund them and offer it again")
+		}
 	case own.State == stock.SaleDoubleSale:
 		return found(DoubleSale, "", "refund one of the two buyers in the Stripe Dashboard")
 	case own.State == stock.SaleReleased:
@@ -238,6 +260,13 @@ func (r *Reconciler) sessionEvent(ctx context.Context, session, artwork string, 
 		return false, err
 	}
 	return slices.ContainsFunc(evs, func(e stock.EventRecord) bool { return e.SessionID == session && match(e) }), nil
+}
+
+// kept reports whether the artwork, held by nobody and made unavailable by
+// soldout, is kept for buyers who wait after a failed hold: its rows
+// include a double sale.
+func kept(sales []stock.Sale) bool {
+	return slices.ContainsFunc(sales, func(s stock.Sale) bool { return s.State == stock.SaleDoubleSale })
 }
 
 // forSale reports whether any version of the artwork (published, draft or

@@ -324,3 +324,80 @@ func TestStripeFailures(t *testing.T) {
 		t.Fatalf("err = %v, want Unavailable", err)
 	}
 }
+
+// keptShop: cs_h holds k by a delayed payment; cs_d1 pays by card and cs_d2
+// checks out by a delayed payment meanwhile; cs_h's payment fails, and
+// soldout keeps k for the two waiting buyers.
+func keptShop(t *testing.T) *shop {
+	s := newShop(t)
+	paid, unpaid := stripetest.PaymentPaid, stripetest.PaymentUnpaid
+	s.artwork("k", true)
+	s.session("cs_h", unpaid, meta("k"))
+	s.deliver("evt_h1", stock.CheckoutCompleted, "cs_h", unpaid, "k")
+	s.session("cs_d1", paid, meta("k"))
+	s.deliver("evt_d1", stock.CheckoutCompleted, "cs_d1", paid, "k")
+	s.session("cs_d2", unpaid, meta("k"))
+	s.deliver("evt_d2", stock.CheckoutCompleted, "cs_d2", unpaid, "k")
+	s.deliver("evt_h2", stock.CheckoutAsyncFailed, "cs_h", "", "k")
+	if s.available("k") != false {
+		t.Fatal("not kept for the waiting buyers")
+	}
+	return s
+}
+
+func TestAPieceKeptForWaitingBuyers(t *testing.T) {
+	fixOf := func(rep reconcile.Report, session string) (reconcile.Finding, bool) {
+		for _, f := range rep.Findings {
+			if f.Session.ID == session {
+				return f, true
+			}
+		}
+		return reconcile.Finding{}, false
+	}
+	t.Run("each waiting buyer is told what applies to them", func(t *testing.T) {
+		s := keptShop(t)
+		rep := s.check()
+		if f, ok := fixOf(rep, "cs_d1"); !ok || f.Kind != reconcile.DoubleSale || !strings.Contains(f.Fix, "give it to one who paid") {
+			t.Errorf("cs_d1 (paid, with another waiting): %+v", f)
+		}
+		if f, ok := fixOf(rep, "cs_d2"); !ok || !strings.Contains(f.Fix, "do not give it to them yet") {
+			t.Errorf("cs_d2 (pending): %+v", f)
+		}
+	})
+	t.Run("offered again in Sanity: reported", func(t *testing.T) {
+		s := keptShop(t)
+		s.artwork("drafts.k", true)
+		if f, ok := fixOf(s.check(), "cs_d1"); !ok || !strings.Contains(f.Fix, "yet for sale in Sanity") {
+			t.Errorf("a kept piece on sale again is not reported: %+v", f)
+		}
+	})
+	t.Run("a buyer after the keep whose webhook never came: a double sale", func(t *testing.T) {
+		s := keptShop(t)
+		s.session("cs_e", stripetest.PaymentPaid, meta("k"))
+		f, ok := fixOf(s.check(), "cs_e")
+		if !ok || f.Kind != reconcile.DoubleSale || !f.Fixable() {
+			t.Fatalf("cs_e: %+v", f)
+		}
+		s.r.Apply(context.Background(), []reconcile.Finding{f})
+		if s.saleState("k", "cs_e") != stock.SaleDoubleSale {
+			t.Errorf("cs_e recorded %s", s.saleState("k", "cs_e"))
+		}
+	})
+}
+
+// TestACartAcknowledgedPerArtwork: a cart whose event-level outcome is
+// another artwork's (double_sale ranks above already_unavailable) is still
+// seen as having recorded its unavailable artwork.
+func TestACartAcknowledgedPerArtwork(t *testing.T) {
+	s := newShop(t)
+	paid := stripetest.PaymentPaid
+	s.artwork("a", true)
+	s.session("cs_first", paid, meta("a"))
+	s.deliver("evt_first", stock.CheckoutCompleted, "cs_first", paid, "a")
+	s.artwork("b", false)
+	s.session("cs_cart", paid, map[string]string{"artworkIds": "a,b"})
+	s.deliver("evt_cart", stock.CheckoutCompleted, "cs_cart", paid, "a", "b")
+	if got := kinds(s.check().Findings); strings.Contains(got, "cs_cart/b") {
+		t.Errorf("the cart's unavailable artwork is reported again: %s", got)
+	}
+}

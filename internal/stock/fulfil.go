@@ -304,7 +304,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	}
 	switch {
 	case pub.IsAvailable():
-	case ownTransaction(pub.Rev):
+	case OwnTransaction(pub.Rev):
 		// soldout made it unavailable for a sale the journal does not hold
 		// as active: a buyer it keeps the piece for after a failed hold.
 		// This buyer's is a second sale.
@@ -468,7 +468,7 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, sett
 			log.Error("artwork was deleted from Sanity before soldout could mark it unavailable; restore it or settle the sale by hand")
 			return Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", sale.ArtworkID)
 		}
-		if pub := art.Published; !pub.IsAvailable() && ownTransaction(pub.Rev) && !writtenFor(pub.Rev, sale.SessionID, sale.ArtworkID) {
+		if pub := art.Published; !pub.IsAvailable() && OwnTransaction(pub.Rev) && !writtenFor(pub.Rev, sale.SessionID, sale.ArtworkID) {
 			// soldout itself may keep it for a buyer waiting after a failed
 			// hold, whatever a draft or release version still offers.
 			if kept, err := f.keptForAnother(ctx, sale, pub.Rev, log); kept {
@@ -621,7 +621,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	// (a crash between a write and its record). The exact AppliedRev also
 	// counts, for a sale applied before transaction ids named their sale.
 	mine := func(v Variant) bool {
-		return writtenFor(v.Rev, own.SessionID, id) || v.Rev == own.AppliedRev && ownTransaction(v.Rev)
+		return writtenFor(v.Rev, own.SessionID, id) || v.Rev == own.AppliedRev && OwnTransaction(v.Rev)
 	}
 	// Sanity shows only what soldout did for this sale: its hold, its own
 	// release, or nothing yet.
@@ -760,8 +760,9 @@ func writtenFor(rev, session, artwork string) bool {
 // with this.
 const transactionPrefix = "soldout-"
 
-// ownTransaction reports whether rev is the id of a soldout transaction.
-func ownTransaction(rev string) bool { return strings.HasPrefix(rev, transactionPrefix) }
+// OwnTransaction reports whether rev, a document's _rev, is the id of a
+// soldout transaction: soldout wrote the document last.
+func OwnTransaction(rev string) bool { return strings.HasPrefix(rev, transactionPrefix) }
 
 func outcomeOf(s SaleState) Outcome {
 	if s == SaleHeld {
