@@ -66,10 +66,15 @@ type fulfilSession struct {
 // so that the route cannot be used to hammer Stripe.
 func handleFulfil(cfg Config) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Stays as is when the limiter answers without calling fulfil.
-		outcome, status := OutcomeRateLimited, http.StatusTooManyRequests
-		cfg.Limiter.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			outcome, status = fulfil(cfg, w, r)
+		// Each stage that answers without calling the next leaves its own
+		// outcome: the origin check (CORS, as for the storefront routes),
+		// then the per-client limit.
+		outcome, status := string(stock.Invalid), http.StatusBadRequest
+		allowOrigins(cfg.AllowedOrigins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			outcome, status = OutcomeRateLimited, http.StatusTooManyRequests
+			cfg.Limiter.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				outcome, status = fulfil(cfg, w, r)
+			})).ServeHTTP(w, r)
 		})).ServeHTTP(w, r)
 		cfg.Observer.ObserveFulfil(outcome, status)
 	})

@@ -243,6 +243,23 @@ func TestFulfilRateLimit(t *testing.T) {
 	}
 }
 
+// TestFulfilCountsARefusedOrigin: a post from another site's page is
+// refused before the limit and the pipeline, and still counted.
+func TestFulfilCountsARefusedOrigin(t *testing.T) {
+	e := newFulfilEnv(t, true, nil)
+	req := httptest.NewRequest(http.MethodPost, "/api/fulfil", strings.NewReader("session_id=cs_test_x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("status %d %s", rec.Code, rec.Body)
+	}
+	if got := e.obs.count("fulfil invalid 400"); got != 1 {
+		t.Errorf("refused posts counted: %d", got)
+	}
+}
+
 func TestFulfilRoute(t *testing.T) {
 	on := newFulfilEnv(t, true, nil)
 	off := newFulfilEnv(t, false, nil)
