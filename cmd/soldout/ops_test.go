@@ -188,7 +188,7 @@ func TestOpsEventsAndSales(t *testing.T) {
 
 	sales := o.ok("sales", "list")
 	wantIn(t, "sales list", sales, "CREATED", "cs_alice@example.com", "1,200.00 EUR", "released", "Double sales",
-		"holds it (sold)", "paid too", "cs_bob@example.com")
+		"holds it (sold)", "checked out too", "cs_bob@example.com")
 	var doubles []saleView
 	if o.decode(&doubles, "sales", "list", "-state", "double_sale"); len(doubles) != 1 || doubles[0].SessionID != "cs_bob" ||
 		doubles[0].Holder == nil || doubles[0].Holder.SessionID != "cs_alice" || doubles[0].Amount != 120000 {
@@ -646,5 +646,5 @@ func TestOpsSalesListOfAKeptPiece(t *testing.T) {
 	o.sell("paid", "art-k", "cs_wait", "double_sale")
 	o.sell("async-failed", "art-k", "cs_hold", "release_skipped")
 	wantIn(t, "sales list of a kept piece", o.ok("sales", "list", "-artwork", "art-k"),
-		"kept for the buyers below", "waits (check that they paid)", "cs_wait")
+		"kept for the buyers below", "checked out too (check that they paid)", "cs_wait")
 }

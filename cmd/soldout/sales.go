@@ -110,23 +110,28 @@ func printDoubleSales(w io.Writer, sales []stock.Sale, holders map[string]*stock
 	if len(holders) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nDouble sales: more than one buyer for one piece. Keep one buyer who paid and refund the others in the Stripe Dashboard (Payments, search the email):")
+	fmt.Fprintln(w, "\nDouble sales: more than one buyer for one piece. Keep one buyer who paid and refund the others in the Stripe Dashboard (Payments, search the email); `soldout reconcile` tells, buyer by buyer:")
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ARTWORK\tSESSION\tROLE\tEMAIL\tAMOUNT\tPAID AT")
+	fmt.Fprintln(tw, "ARTWORK\tSESSION\tROLE\tEMAIL\tAMOUNT\tCHECKED OUT")
 	row := func(s stock.Sale, role string) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ArtworkID, s.SessionID, role, orDash(s.Email), formatAmount(s.Amount, s.Currency), formatTime(s.CreatedAt))
 	}
+	shown := map[string]bool{}
 	for _, s := range sales {
-		if s.State != stock.SaleDoubleSale {
+		if s.State != stock.SaleDoubleSale || shown[s.ArtworkID] {
 			continue
 		}
+		shown[s.ArtworkID] = true
 		if h := holders[s.ArtworkID]; h != nil {
 			row(*h, "holds it ("+string(h.State)+")")
-			row(s, "paid too")
 		} else {
 			// A failed hold kept the piece for the buyers who wait for it.
 			fmt.Fprintf(tw, "%s\t-\tnobody holds it: kept for the buyers below\t-\t-\t-\n", s.ArtworkID)
-			row(s, "waits (check that they paid)")
+		}
+		for _, o := range sales {
+			if o.ArtworkID == s.ArtworkID && o.State == stock.SaleDoubleSale {
+				row(o, "checked out too (check that they paid)")
+			}
 		}
 	}
 	tw.Flush()

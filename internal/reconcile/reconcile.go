@@ -217,11 +217,13 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 			return found(DoubleSale, "", "kept for buyers who wait after a failed hold, yet for sale in Sanity: mark it unavailable in the Studio, then give it to one waiting buyer who paid and refund the others")
 		case !paid:
 			return found(DoubleSale, "", "waits for a piece kept after a failed hold, with a delayed payment pending: do not give it to them yet")
-		case slices.ContainsFunc(sales, func(o stock.Sale) bool { return o.State == stock.SaleDoubleSale && o.SessionID != s.ID }):
+		case len(stock.FellowWaiters(sales, *own)) > 0:
 			return found(DoubleSale, "", "waits, with others, for a piece kept after a failed hold: give it to one who paid (`soldout sales list --artwork "+id+"`) and refund the others who paid")
 		default:
 			return found(DoubleSale, "", "the sale this buyer lost to is no longer active (its payment failed) and the piece is kept unavailable for them: give it to them, or refund them and offer it again")
 		}
+	case own.State == stock.SaleDoubleSale && f.Holder.State == stock.SaleHeld:
+		return found(DoubleSale, "", "the holder's delayed payment is pending: refund nobody yet; if it succeeds, refund this buyer; if it fails, soldout keeps the piece for this buyer")
 	case own.State == stock.SaleDoubleSale:
 		return found(DoubleSale, "", "refund one of the two buyers in the Stripe Dashboard")
 	case own.State == stock.SaleReleased:
@@ -329,7 +331,7 @@ func (k Kind) Problem() string {
 	case HeldPaymentFailed:
 		return "delayed payment failed, but the artwork is still held"
 	case DoubleSale:
-		return "paid for an artwork another session holds"
+		return "checked out an artwork another session holds, or one kept for buyers waiting after a failed hold"
 	case UnknownArtwork:
 		return "paid for an artwork that is not in the dataset"
 	case InvalidMetadata:

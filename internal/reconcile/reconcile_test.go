@@ -401,3 +401,17 @@ func TestACartAcknowledgedPerArtwork(t *testing.T) {
 		t.Errorf("the cart's unavailable artwork is reported again: %s", got)
 	}
 }
+
+func TestADoubleSaleAgainstAPendingHold(t *testing.T) {
+	s := newShop(t)
+	s.artwork("p", true)
+	s.session("cs_h", stripetest.PaymentUnpaid, meta("p"))
+	s.deliver("evt_h", stock.CheckoutCompleted, "cs_h", stripetest.PaymentUnpaid, "p")
+	s.session("cs_b", stripetest.PaymentPaid, meta("p"))
+	s.deliver("evt_b", stock.CheckoutCompleted, "cs_b", stripetest.PaymentPaid, "p")
+	for _, f := range s.check().Findings {
+		if f.Session.ID == "cs_b" && !strings.Contains(f.Fix, "refund nobody yet") {
+			t.Errorf("cs_b: %+v", f)
+		}
+	}
+}

@@ -310,7 +310,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		// This buyer's is a second sale.
 		return f.doubleSale(ctx, ev, id, want, nil, pub.Rev, log)
 	default:
-		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer paid for a piece marked unavailable by someone else; check whether it was sold elsewhere",
+		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer checked out a piece marked unavailable by someone else; check whether it was sold elsewhere",
 			"email", ev.Session.Email)
 		// A draft or release version still offering it would put it back on
 		// sale when published, to a second buyer: it is closed too.
@@ -356,7 +356,7 @@ func (f *Fulfiller) continueOwn(ctx context.Context, ev Event, own Sale, sales [
 		case active != nil:
 			log.Error("double sale: this buyer's delayed payment succeeded, for an artwork that another session holds; Sanity left untouched; refund one buyer (see `soldout sales list --state double_sale`)",
 				append(attrs, "winning_session_id", active.SessionID, "winning_email", active.Email)...)
-		case otherDoubleSales(sales, own.SessionID):
+		case len(FellowWaiters(sales, own)) > 0:
 			log.Error("double sale: this buyer's delayed payment succeeded; the sale they lost to is no longer active (its payment failed) and soldout keeps the artwork unavailable, but other buyers wait for it too: give the piece to one of them and refund the others who paid (see `soldout sales list --artwork "+own.ArtworkID+"`)",
 				attrs...)
 		default:
@@ -427,8 +427,11 @@ func (f *Fulfiller) doubleSale(ctx context.Context, ev Event, id string, want Sa
 		return "", err
 	}
 	msg := "double sale: this buyer paid for an artwork that another session already took; Sanity left untouched; refund one buyer (see `soldout sales list --state double_sale`)"
-	if want == SaleHeld {
+	switch {
+	case want == SaleHeld:
 		msg = "double sale: this buyer checked out an artwork that another session already took, and their delayed payment is pending; Sanity left untouched; nothing to refund yet: if the payment succeeds soldout logs it again, if it fails nothing is owed"
+	case bump != nil:
+		msg = "double sale: this buyer paid for an artwork held for another session whose delayed payment is pending; Sanity left untouched; refund nobody yet: if that payment succeeds, refund this buyer; if it fails, soldout keeps the piece for this buyer"
 	}
 	attrs := []any{"email", ev.Session.Email, "amount", ev.Session.AmountTotal, "currency", ev.Session.Currency}
 	if winner != nil {
@@ -603,7 +606,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// Nothing was written to Sanity for this buyer and nothing is owed.
 		// But a held sale released meanwhile left the piece unavailable for
 		// this buyer's sake (see below), and now nobody waits for it.
-		if _, active := FindSales(sales, ev.Session.ID); active == nil && !otherDoubleSales(sales, ev.Session.ID) {
+		if _, active := FindSales(sales, ev.Session.ID); active == nil && len(FellowWaiters(sales, *own)) == 0 {
 			log.Warn("the delayed payment of a double-sale buyer failed: nothing is owed, but nobody holds this artwork any more and it may still be marked unavailable; make it available in the Studio if it is for sale")
 		}
 		f.markReleased(ev, *own, settled)
@@ -649,7 +652,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		for _, w := range waiting {
 			buyers = append(buyers, w.SessionID+" ("+w.Email+")")
 		}
-		log.Error("delayed payment failed, but another buyer checked out this artwork while it was held (a double sale; their own payment may still be pending): kept unavailable; give the piece to one of the waiting buyers and refund the others who paid (see `soldout sales list --state double_sale`)",
+		log.Error("delayed payment failed, but other buyers checked out this artwork while it was held (double sales): kept unavailable for them; give it only to one whose payment has arrived (`soldout reconcile` tells, buyer by buyer) and refund the others who paid; soldout logs a pending buyer again when their payment succeeds or fails",
 			"waiting", buyers)
 	case !untouched && early:
 		// Not soldout's for this session: nothing was taken.
@@ -686,10 +689,38 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	return out, nil
 }
 
-// otherDoubleSales reports whether a buyer other than session's waits as a
-// double sale: the piece may be kept for them.
-func otherDoubleSales(sales []Sale, session string) bool {
-	return slices.ContainsFunc(sales, func(s Sale) bool { return s.State == SaleDoubleSale && s.SessionID != session })
+// FellowWaiters returns the other double sales that wait for the same sale
+// as s, among an artwork's rows: the piece is kept for them too once that
+// sale's hold failed. Rows of an older, settled double sale do not count.
+func FellowWaiters(sales []Sale, s Sale) []Sale {
+	root := waitRoot(sales, s)
+	var fellows []Sale
+	for _, o := range sales {
+		if o.State == SaleDoubleSale && o.SessionID != s.SessionID && waitRoot(sales, o) == root {
+			fellows = append(fellows, o)
+		}
+	}
+	return fellows
+}
+
+// waitRoot follows a double sale's WaitsFor to the session of the sale it
+// lost to: a revision soldout wrote names a sale, and a keep is named after
+// a buyer who waits themselves.
+func waitRoot(sales []Sale, s Sale) string {
+	for range len(sales) + 1 { // a bound: WaitsFor never loops, but rows are data
+		if !OwnTransaction(s.WaitsFor) {
+			return s.WaitsFor // a session, or "" on a row from before WaitsFor
+		}
+		i := slices.IndexFunc(sales, func(o Sale) bool { return writtenFor(s.WaitsFor, o.SessionID, o.ArtworkID) })
+		if i < 0 {
+			return s.WaitsFor
+		}
+		if sales[i].State != SaleDoubleSale {
+			return sales[i].SessionID
+		}
+		s = sales[i]
+	}
+	return s.WaitsFor
 }
 
 // waitsForSale reports whether double sale s lost to the sale of artwork to

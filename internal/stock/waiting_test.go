@@ -446,3 +446,38 @@ func TestAKeepHoldsAgainstLaterBuyers(t *testing.T) {
 		}
 	})
 }
+
+// TestAnOldDoubleSaleDoesNotSilenceANewOne: a refunded double sale of an
+// earlier hold stays double_sale in the journal (soldout does not see
+// refunds); it is no fellow of a buyer who waits for a later hold.
+func TestAnOldDoubleSaleDoesNotSilenceANewOne(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1")
+	f := e.fulfiller("p1")
+	e.mustHandle(f, event("evt_o1", stock.CheckoutCompleted, "cs_old", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+	e.mustHandle(f, paid("evt_o2", "cs_oldbuyer", "a1"), stock.OutcomeDoubleSale)
+	e.mustHandle(f, event("evt_o3", stock.CheckoutAsyncFailed, "cs_old", "", "a1"), stock.OutcomeReleaseSkipped)
+	e.artwork("a1", map[string]any{"isAvailable": true}) // refunded, offered again
+	e.advance(30 * 24 * time.Hour)
+
+	e.mustHandle(f, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+	e.mustHandle(f, event("evt_2", stock.CheckoutCompleted, "cs_D", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+	e.mustHandle(f, event("evt_3", stock.CheckoutAsyncFailed, "cs_A", "", "a1"), stock.OutcomeReleaseSkipped)
+	e.mustHandle(f, event("evt_4", stock.CheckoutAsyncFailed, "cs_D", "", "a1"), stock.OutcomeReleased)
+	if got := e.logs.lines(slog.LevelWarn, "evt_4"); len(got) != 1 || !strings.Contains(got[0], "nobody holds") {
+		t.Errorf("the piece is kept for nobody now, and nobody says so: %q", got)
+	}
+}
+
+// TestADoubleSaleAgainstAPendingHold: the holder has not paid yet, so the
+// buyer who did is not to be refunded yet.
+func TestADoubleSaleAgainstAPendingHold(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1")
+	f := e.fulfiller("p1")
+	e.mustHandle(f, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+	e.mustHandle(f, paid("evt_2", "cs_B", "a1"), stock.OutcomeDoubleSale)
+	if got := e.logs.lines(slog.LevelError, "evt_2"); len(got) != 1 || !strings.Contains(got[0], "refund nobody yet") {
+		t.Errorf("%q", got)
+	}
+}
