@@ -691,12 +691,17 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 
 // FellowWaiters returns the other double sales that wait for the same sale
 // as s, among an artwork's rows: the piece is kept for them too once that
-// sale's hold failed. Rows of an older, settled double sale do not count.
+// sale's hold failed. Rows of an older, settled double sale do not count;
+// a row from before WaitsFor existed, which names nothing, counts as a
+// fellow of every waiter (the cautious side: it keeps the piece).
 func FellowWaiters(sales []Sale, s Sale) []Sale {
 	root := waitRoot(sales, s)
 	var fellows []Sale
 	for _, o := range sales {
-		if o.State == SaleDoubleSale && o.SessionID != s.SessionID && waitRoot(sales, o) == root {
+		if o.State != SaleDoubleSale || o.SessionID == s.SessionID {
+			continue
+		}
+		if r := waitRoot(sales, o); r == root || r == "" || root == "" {
 			fellows = append(fellows, o)
 		}
 	}
@@ -705,7 +710,8 @@ func FellowWaiters(sales []Sale, s Sale) []Sale {
 
 // waitRoot follows a double sale's WaitsFor to the session of the sale it
 // lost to: a revision soldout wrote names a sale, and a keep is named after
-// a buyer who waits themselves.
+// a buyer who waited themselves (and may have dropped out since: their row
+// still says what they waited for).
 func waitRoot(sales []Sale, s Sale) string {
 	for range len(sales) + 1 { // a bound: WaitsFor never loops, but rows are data
 		if !OwnTransaction(s.WaitsFor) {
@@ -715,8 +721,8 @@ func waitRoot(sales []Sale, s Sale) string {
 		if i < 0 {
 			return s.WaitsFor
 		}
-		if sales[i].State != SaleDoubleSale {
-			return sales[i].SessionID
+		if sales[i].WaitsFor == "" {
+			return sales[i].SessionID // the failed hold itself
 		}
 		s = sales[i]
 	}

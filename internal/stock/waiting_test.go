@@ -481,3 +481,58 @@ func TestADoubleSaleAgainstAPendingHold(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// TestFellowsOfAKeptPiece: buyers waiting for one failed hold are told
+// apart from nobody, however they came to wait.
+func TestFellowsOfAKeptPiece(t *testing.T) {
+	// cs_A's release written, its record lost; cs_B (pending) and cs_D
+	// (paid) check out; the redelivered failure keeps the piece under
+	// cs_B's name; cs_C (pending) comes after the keep; cs_B drops out.
+	setup := func(t *testing.T) (*env, *stock.Fulfiller) {
+		e := newEnv(t)
+		e.artwork("a1")
+		f := e.fulfiller("p1")
+		failed := event("evt_2", stock.CheckoutAsyncFailed, "cs_A", "", "a1")
+		e.mustHandle(f, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+		if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), failed); err == nil {
+			t.Fatal("the crash did not surface")
+		}
+		e.mustHandle(f, event("evt_B", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(f, paid("evt_D", "cs_D", "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(f, failed, stock.OutcomeReleaseSkipped)
+		e.mustHandle(f, event("evt_C", stock.CheckoutCompleted, "cs_C", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(f, event("evt_B2", stock.CheckoutAsyncFailed, "cs_B", "", "a1"), stock.OutcomeReleased)
+		return e, f
+	}
+	t.Run("cs_C's payment fails: cs_D still waits, no advice to offer it again", func(t *testing.T) {
+		e, f := setup(t)
+		e.mustHandle(f, event("evt_C2", stock.CheckoutAsyncFailed, "cs_C", "", "a1"), stock.OutcomeReleased)
+		if got := e.logs.lines(slog.LevelWarn, "evt_C2"); len(got) != 0 {
+			t.Errorf("%q", got)
+		}
+	})
+	t.Run("cs_C's payment succeeds: cs_D paid too", func(t *testing.T) {
+		e, f := setup(t)
+		e.mustHandle(f, event("evt_C2", stock.CheckoutAsyncSucceeded, "cs_C", "", "a1"), stock.OutcomeDoubleSale)
+		if got := e.logs.lines(slog.LevelError, "evt_C2"); len(got) != 1 || !strings.Contains(got[0], "give the piece to one of them") {
+			t.Errorf("%q", got)
+		}
+	})
+	t.Run("a buyer recorded before double sales named what they wait for", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		f := e.fulfiller("p1")
+		e.mustHandle(f, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+		now := e.clock()
+		if err := e.journal.InsertSale(t.Context(), stock.Sale{ArtworkID: "a1", SessionID: "cs_B", State: stock.SaleDoubleSale,
+			Email: "cs_B@example.com", EventIDs: []string{"evt_B"}, CreatedAt: now, UpdatedAt: now, Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+		e.mustHandle(f, event("evt_2", stock.CheckoutAsyncFailed, "cs_A", "", "a1"), stock.OutcomeReleaseSkipped)
+		e.mustHandle(f, paid("evt_C", "cs_C", "a1"), stock.OutcomeDoubleSale)
+		e.mustHandle(f, event("evt_B2", stock.CheckoutAsyncFailed, "cs_B", "", "a1"), stock.OutcomeReleased)
+		if got := e.logs.lines(slog.LevelWarn, "evt_B2"); len(got) != 0 {
+			t.Errorf("cs_C paid and waits, yet: %q", got)
+		}
+	})
+}
