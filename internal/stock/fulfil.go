@@ -525,24 +525,15 @@ func (f *Fulfiller) keptForAnother(ctx context.Context, sale Sale, rev string, l
 	if err != nil {
 		return false, err
 	}
-	// rev names one buyer (the keep's first waiting buyer); the others who
-	// waited for the same failed hold are kept for too, even once that
-	// buyer's own payment has failed.
-	var named *Sale
-	for i := range sales {
-		if writtenFor(rev, sales[i].SessionID, sales[i].ArtworkID) {
-			named = &sales[i]
-		}
+	if !slices.ContainsFunc(sales, func(o Sale) bool { return writtenFor(rev, o.SessionID, o.ArtworkID) }) {
+		return false, nil // a soldout write from before transaction ids named their sale
 	}
+	// Everyone who waits for the same failed hold as the keep: the buyer it
+	// is named after, those who came after it, even once that buyer's own
+	// payment has failed.
 	var waiting []string
-	for _, s := range sales {
-		// The named buyer, those who wait for them (came after the keep),
-		// and those who wait for the same failed hold.
-		if named != nil && s.State == SaleDoubleSale && s.SessionID != sale.SessionID &&
-			(s.SessionID == named.SessionID || waitsForSale(s, named.SessionID, named.ArtworkID) ||
-				named.WaitsFor != "" && s.WaitsFor == named.WaitsFor) {
-			waiting = append(waiting, s.SessionID+" ("+s.Email+")")
-		}
+	for _, w := range FellowWaiters(sales, Sale{ArtworkID: sale.ArtworkID, SessionID: sale.SessionID, WaitsFor: rev}) {
+		waiting = append(waiting, w.SessionID+" ("+w.Email+")")
 	}
 	if len(waiting) == 0 {
 		return false, nil
@@ -729,22 +720,16 @@ func waitRoot(sales []Sale, s Sale) string {
 	return s.WaitsFor
 }
 
-// waitsForSale reports whether double sale s lost to the sale of artwork to
-// session: it names that session, or a soldout write made for it.
-func waitsForSale(s Sale, session, artwork string) bool {
-	return s.WaitsFor == session || writtenFor(s.WaitsFor, session, artwork)
-}
-
-// waitingFor returns the double sales that wait for own's sale: their
-// WaitsFor names own's session, or a soldout revision written for it. A row
-// from before WaitsFor existed counts when it was recorded since own began.
+// waitingFor returns the double sales that wait for own's sale (waitRoot:
+// directly, or through a keep made for one of them). A row from before
+// WaitsFor existed counts when it was recorded since own began.
 func waitingFor(sales []Sale, own Sale) []Sale {
 	var waiting []Sale
 	for _, s := range sales {
 		if s.State != SaleDoubleSale || s.SessionID == own.SessionID {
 			continue
 		}
-		if waitsForSale(s, own.SessionID, own.ArtworkID) ||
+		if waitRoot(sales, s) == own.SessionID ||
 			s.WaitsFor == "" && !own.CreatedAt.IsZero() && !s.CreatedAt.Before(own.CreatedAt) {
 			waiting = append(waiting, s)
 		}
