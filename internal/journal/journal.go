@@ -55,7 +55,7 @@ const busyTimeout = "5000"
 // Page caches are a quarter (the writer: 1 MiB) and an eighth (each reader)
 // of SQLite's default 2 MiB: the writer appends to B-trees whose interior
 // pages fit many times over, readers walk one artwork's rows, and the OS
-// caches the file anyway. It keeps the server's peak RSS 1.6–2.2 MiB lower
+// caches the file anyway. It keeps the server's peak RSS 1.6–2.3 MiB lower
 // at no measurable cost in events per second (BENCHMARKS.md).
 const (
 	sqliteWriterParams = "_txlock=immediate&_busy_timeout=" + busyTimeout +

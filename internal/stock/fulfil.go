@@ -580,12 +580,17 @@ func (f *Fulfiller) release(ctx context.Context, ev Event, id string, settled *[
 func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales []Sale, settled *[]Sale, log *slog.Logger) (Outcome, error) {
 	now := f.now()
 	own, _ := FindSales(sales, ev.Session.ID)
-	// The failure overtook the completion (Stripe does not keep order):
-	// nothing was taken for this session, and a released row will make the
-	// late completion a no-op.
-	early := own == nil
-	if early {
-		own = &Sale{ArtworkID: id, SessionID: ev.Session.ID}
+	if own == nil {
+		// The failure overtook the completion (Stripe does not keep order).
+		// The claim is committed before Sanity is written, so nothing was
+		// taken for this session: a released row makes the late completion
+		// a no-op.
+		log.Info("delayed payment failed before its checkout completion arrived: recorded as released")
+		return OutcomeReleased, f.Journal.InsertSale(ctx, Sale{
+			ArtworkID: id, SessionID: ev.Session.ID, State: SaleReleased,
+			Email: ev.Session.Email, Amount: ev.Session.AmountTotal, Currency: ev.Session.Currency,
+			EventIDs: []string{ev.ID}, CreatedAt: now, UpdatedAt: now, Version: 1,
+		})
 	}
 	switch own.State {
 	case SaleReleased:
@@ -645,8 +650,6 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		}
 		log.Error("delayed payment failed, but other buyers checked out this artwork while it was held (double sales): kept unavailable for them; give it only to one whose payment has arrived (`soldout reconcile` tells, buyer by buyer) and refund the others who paid; soldout logs a pending buyer again when their payment succeeds or fails",
 			"waiting", buyers)
-	case !untouched && early:
-		// Not soldout's for this session: nothing was taken.
 	case !untouched:
 		// Changed since soldout's write, or withdrawn by someone else while
 		// soldout was applying the sale (AppliedRev is then not soldout's).
@@ -667,14 +670,6 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	default:
 		// Available: an earlier delivery released it and the journal did
 		// not hear, or the hold was never written.
-	}
-	if early {
-		log.Info("delayed payment failed before its checkout completion arrived: recorded as released")
-		return out, f.Journal.InsertSale(ctx, Sale{
-			ArtworkID: id, SessionID: ev.Session.ID, State: SaleReleased,
-			Email: ev.Session.Email, Amount: ev.Session.AmountTotal, Currency: ev.Session.Currency,
-			EventIDs: []string{ev.ID}, CreatedAt: now, UpdatedAt: now, Version: 1,
-		})
 	}
 	f.markReleased(ev, *own, settled)
 	return out, nil
@@ -730,7 +725,7 @@ func waitingFor(sales []Sale, own Sale) []Sale {
 			continue
 		}
 		if waitRoot(sales, s) == own.SessionID ||
-			s.WaitsFor == "" && !own.CreatedAt.IsZero() && !s.CreatedAt.Before(own.CreatedAt) {
+			s.WaitsFor == "" && !s.CreatedAt.Before(own.CreatedAt) {
 			waiting = append(waiting, s)
 		}
 	}
