@@ -34,13 +34,37 @@ var eventOutcomes = []stock.Outcome{
 	stock.OutcomeDoubleSale, stock.OutcomeAlreadyUnavailable, stock.OutcomeIgnored, stock.OutcomeInvalidMetadata, stock.OutcomeFailed,
 }
 
+// Outcome filters that are no stored outcome: an event a crash left
+// unfinished has none yet, and the runbook's first question, "what was not
+// applied", covers it as well as the failed ones.
+const (
+	filterUnfinished = "unfinished"
+	filterNotApplied = "not_applied"
+)
+
+// outcomeFilter turns -outcome into the outcomes to list; nil lists all.
+func outcomeFilter(flag string) ([]stock.Outcome, error) {
+	switch {
+	case flag == "":
+		return nil, nil
+	case flag == filterUnfinished:
+		return []stock.Outcome{""}, nil
+	case flag == filterNotApplied:
+		return []stock.Outcome{stock.OutcomeFailed, ""}, nil
+	case slices.Contains(eventOutcomes, stock.Outcome(flag)):
+		return []stock.Outcome{stock.Outcome(flag)}, nil
+	}
+	return nil, usageError(fmt.Sprintf("-outcome %q is not an outcome; use one of %s, %s (no outcome yet: a crash interrupted it) or %s (failed or unfinished)",
+		flag, joinOutcomes(), filterUnfinished, filterNotApplied))
+}
+
 func runEventsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("events list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := sharedFlags(fs, "database-url")
 	since := fs.Duration("since", 24*time.Hour, "only events first received within this long, e.g. 1h or 168h (0: all)")
 	typ := fs.String("type", "", "only this event type, e.g. checkout.session.completed")
-	outcome := fs.String("outcome", "", "only this outcome, e.g. failed or double_sale")
+	outcome := fs.String("outcome", "", "only this outcome, e.g. double_sale; not_applied for failed or unfinished events")
 	artwork := fs.String("artwork", "", "only events naming this artwork id")
 	limit := fs.Int("limit", 100, "at most this many events (0: all)")
 	asJSON := jsonFlag(fs)
@@ -53,21 +77,30 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 		return usageError("-since must not be negative")
 	case *limit < 0:
 		return usageError("-limit must not be negative")
-	case *outcome != "" && !slices.Contains(eventOutcomes, stock.Outcome(*outcome)):
-		return usageError(fmt.Sprintf("-outcome %q is not an outcome; use one of %s", *outcome, joinOutcomes()))
+	}
+	outcomes, err := outcomeFilter(*outcome)
+	if err != nil {
+		return err
 	}
 	db, err := openJournal(ctx, flags, getenv)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	filter := journal.EventFilter{Type: *typ, Outcome: *outcome, ArtworkID: *artwork, Limit: *limit}
+	filter := journal.EventFilter{Type: *typ, Outcomes: outcomes, ArtworkID: *artwork}
+	if *limit > 0 {
+		filter.Limit = *limit + 1 // one more than shown tells whether the list was cut
+	}
 	if *since > 0 {
 		filter.Since = time.Now().Add(-*since)
 	}
 	recs, err := db.ListEvents(ctx, filter)
 	if err != nil {
 		return err
+	}
+	cut := *limit > 0 && len(recs) > *limit
+	if cut {
+		recs = recs[:*limit]
 	}
 	if *asJSON {
 		views := make([]eventView, len(recs))
@@ -91,6 +124,9 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 			orDash(strings.Join(r.ArtworkIDs, ",")), r.Attempts, outcomeText(r.Outcome))
 	}
 	tw.Flush()
+	if cut {
+		fmt.Fprintf(stdout, "\nthe newest %d shown: there may be more (-limit 0 shows all, -since narrows the window).\n", *limit)
+	}
 	if notApplied > 0 {
 		fmt.Fprintf(stdout, "\n%d not applied: `soldout events show ID` says why; `soldout replay ID` runs it again once the cause is fixed (`soldout reconcile --apply` for a success-page event, fulfil:…).\n", notApplied)
 	}

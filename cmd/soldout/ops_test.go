@@ -146,9 +146,21 @@ func TestOpsEventsAndSales(t *testing.T) {
 	if code != 1 || ghost.Status != 500 {
 		t.Fatalf("a sale of an unknown artwork: exit %d, status %d", code, ghost.Status)
 	}
+	// A delivery that a crash interrupted: recorded, never finished.
+	db, err := journal.Open(context.Background(), o.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := stock.Event{ID: "evt_crashed", Type: stock.CheckoutCompleted, Created: time.Now(), Payload: []byte(`{"object":"event"}`),
+		Session: stock.Session{ID: "cs_crashed", ArtworkIDs: []string{"art-3"}}}
+	_, err = db.RecordDelivery(context.Background(), crashed, time.Now().Add(-time.Minute))
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var events []eventView
-	if code := o.decode(&events, "events", "list"); code != 0 || len(events) != 5 {
+	if code := o.decode(&events, "events", "list"); code != 0 || len(events) != 6 {
 		t.Fatalf("events list: exit %d, %d events", code, len(events))
 	}
 	if events[0].ID != ghost.EventID || events[0].Outcome != stock.OutcomeFailed || events[0].LastError == "" || events[0].Payload != nil {
@@ -159,12 +171,14 @@ func TestOpsEventsAndSales(t *testing.T) {
 		want int
 	}{
 		{[]string{"-outcome", "failed"}, 1},
+		{[]string{"-outcome", "unfinished"}, 1},
+		{[]string{"-outcome", "not_applied"}, 2},
 		{[]string{"-outcome", "sold"}, 1},
 		{[]string{"-artwork", "art-2"}, 2},
 		{[]string{"-type", stock.CheckoutAsyncFailed}, 1},
 		{[]string{"-limit", "2"}, 2},
 		{[]string{"-since", "1ns"}, 0},
-		{[]string{"-since", "0"}, 5},
+		{[]string{"-since", "0"}, 6},
 	} {
 		var got []eventView
 		if code := o.decode(&got, append([]string{"events", "list"}, tt.args...)...); code != 0 || len(got) != tt.want {
@@ -172,7 +186,12 @@ func TestOpsEventsAndSales(t *testing.T) {
 		}
 	}
 	wantIn(t, "events list", o.ok("events", "list"), "RECEIVED", "OUTCOME", sale.EventID, "double_sale", "released",
-		"1 not applied", "soldout replay ID")
+		"2 not applied", "soldout replay ID", "(unfinished)")
+	wantIn(t, "events list -outcome not_applied", o.ok("events", "list", "-outcome", "not_applied"), "evt_crashed", ghost.EventID, "2 not applied")
+	wantIn(t, "events list -limit 2", o.ok("events", "list", "-limit", "2"), "the newest 2 shown", "-limit 0")
+	if out := o.ok("events", "list", "-limit", "6"); strings.Contains(out, "newest") {
+		t.Errorf("events list -limit 6 of 6 events says that there may be more:\n%s", out)
+	}
 	wantIn(t, "events list (none)", o.ok("events", "list", "-outcome", "held", "-artwork", "art-1"), "no events match")
 
 	show := o.ok("events", "show", ghost.EventID)

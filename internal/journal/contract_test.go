@@ -505,7 +505,7 @@ func testSeveralHandles(t *testing.T, url string) {
 		}
 	}
 	wg.Wait()
-	evs, err := dbs[0].ListEvents(ctx, EventFilter{ArtworkID: "art_h", Outcome: string(stock.OutcomeSold)})
+	evs, err := dbs[0].ListEvents(ctx, EventFilter{ArtworkID: "art_h", Outcomes: []stock.Outcome{stock.OutcomeSold}})
 	if err != nil || len(evs) != 4*10*5 {
 		t.Errorf("got %d events, %v; want %d", len(evs), err, 4*10*5)
 	}
@@ -634,12 +634,14 @@ func testListEvents(t *testing.T, url string) {
 		{"limit", EventFilter{Limit: 2}, []string{"evt_5", "evt_4"}},
 		{"since", EventFilter{Since: t0.Add(2 * time.Minute)}, []string{"evt_5", "evt_4", "evt_3"}},
 		{"type", EventFilter{Type: stock.CheckoutCompleted}, []string{"evt_5", "evt_2", "evt_1"}},
-		{"outcome", EventFilter{Outcome: "failed"}, []string{"evt_2"}},
+		{"outcome", EventFilter{Outcomes: []stock.Outcome{stock.OutcomeFailed}}, []string{"evt_2"}},
+		{"unfinished", EventFilter{Outcomes: []stock.Outcome{""}}, []string{"evt_5"}},
+		{"failed or unfinished", EventFilter{Outcomes: []stock.Outcome{stock.OutcomeFailed, ""}}, []string{"evt_5", "evt_2"}},
 		{"artwork", EventFilter{ArtworkID: "art_a"}, []string{"evt_5", "evt_3", "evt_1"}},
 		{"artwork limit", EventFilter{ArtworkID: "art_a", Limit: 1}, []string{"evt_5"}},
 		{"artwork since", EventFilter{ArtworkID: "art_b", Since: t0.Add(2 * time.Minute)}, []string{"evt_3"}},
 		{"artwork and type", EventFilter{ArtworkID: "art_a", Type: stock.CheckoutExpired}, []string{"evt_3"}},
-		{"artwork and outcome", EventFilter{ArtworkID: "art_a", Outcome: "sold"}, []string{"evt_1"}},
+		{"artwork and outcome", EventFilter{ArtworkID: "art_a", Outcomes: []stock.Outcome{stock.OutcomeSold}}, []string{"evt_1"}},
 		{"nothing", EventFilter{ArtworkID: "art_none"}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {

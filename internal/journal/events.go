@@ -79,7 +79,7 @@ func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outc
 type EventFilter struct {
 	Since     time.Time // first received at or after
 	Type      string
-	Outcome   string
+	Outcomes  []stock.Outcome // any of these; "" is an unfinished event
 	ArtworkID string
 	Limit     int // at most this many; 0 for all
 }
@@ -102,8 +102,12 @@ func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]stock.EventRecord
 	if f.Type != "" {
 		q.add("e.type =", f.Type)
 	}
-	if f.Outcome != "" {
-		q.add("e.outcome =", f.Outcome)
+	if len(f.Outcomes) > 0 {
+		outcomes := make([]string, len(f.Outcomes))
+		for i, o := range f.Outcomes {
+			outcomes[i] = string(o)
+		}
+		q.addIn("e.outcome", outcomes)
 	}
 	query := "SELECT " + eventColsE + from + q.where() + order + q.limit(f.Limit)
 	rows, err := d.read.QueryContext(ctx, query, q.args...)

@@ -169,6 +169,16 @@ func (f *filter) add(cond string, v any) {
 	f.conds = append(f.conds, cond+" $"+strconv.Itoa(len(f.args)))
 }
 
+// addIn appends the condition that column is one of vs.
+func (f *filter) addIn(column string, vs []string) {
+	marks := make([]string, len(vs))
+	for i, v := range vs {
+		f.args = append(f.args, v)
+		marks[i] = "$" + strconv.Itoa(len(f.args))
+	}
+	f.conds = append(f.conds, column+" IN ("+strings.Join(marks, ", ")+")")
+}
+
 func (f *filter) where() string {
 	if len(f.conds) == 0 {
 		return ""
