@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"soldout/internal/sanity"
 	"soldout/internal/stock"
 	"soldout/internal/stripehook"
 )
@@ -40,6 +41,11 @@ type Metrics struct {
 	doubleSales       prometheus.Counter
 	journalErrors     *prometheus.CounterVec
 }
+
+// failedStatuses are the answers to an event the pipeline could not apply
+// that the alerts watch: a person is needed (500), Sanity refused or failed
+// (502), soldout or Sanity is unavailable for now (503).
+var failedStatuses = []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable}
 
 // countTimeout bounds the journal query a scrape makes.
 const countTimeout = 2 * time.Second
@@ -98,13 +104,24 @@ func New() *Metrics {
 		m.sanityRequests, m.sanityDuration, m.sanityRetries, m.sanityLastOK,
 		m.doubleSales, m.journalErrors,
 	)
-	// Series that alerts use with increase() exist from the start, so that
-	// their first increment counts.
+	// Series that the README's alerts use with increase() exist from the
+	// start, so that their first increment counts: increase() over a series
+	// that appears at 1 is 0, and the first failure after a restart would
+	// go unseen.
 	for _, reason := range []string{stripehook.ReasonMissing, stripehook.ReasonMalformed, stripehook.ReasonStale, stripehook.ReasonNoMatch} {
 		m.signatureFailures.WithLabelValues(reason)
 	}
 	for _, op := range journalOps {
 		m.journalErrors.WithLabelValues(op)
+	}
+	for _, status := range failedStatuses {
+		m.webhookRequests.WithLabelValues(string(stock.OutcomeFailed), strconv.Itoa(status))
+	}
+	for _, endpoint := range sanity.Endpoints {
+		m.sanityRequests.WithLabelValues(endpoint, "4xx")
+	}
+	for _, outcome := range []stock.Outcome{stock.OutcomeSold, stock.OutcomeHeld} {
+		m.fulfilRequests.WithLabelValues(string(outcome), strconv.Itoa(http.StatusOK))
 	}
 	return m
 }

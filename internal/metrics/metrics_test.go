@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"soldout/internal/stock"
 )
@@ -165,4 +167,41 @@ type fakeJournal struct {
 func (f fakeJournal) InsertSale(context.Context, stock.Sale) error { return f.err }
 func (f fakeJournal) InsertDoubleSale(context.Context, stock.Sale, *stock.Sale) error {
 	return f.err
+}
+
+// The series the README's alerts watch with increase() are there, at 0,
+// before anything happened: otherwise the first failure after a restart
+// would make its series appear at 1, and increase() would not see it.
+func TestAlertSeriesExistFromTheStart(t *testing.T) {
+	m := New()
+	for _, c := range []struct {
+		name string
+		c    prometheus.Collector
+		want []string
+	}{
+		{"webhook requests", m.webhookRequests, []string{"failed 500", "failed 502", "failed 503"}},
+		{"sanity requests", m.sanityRequests, []string{"doc 4xx", "query 4xx", "mutate 4xx"}},
+		{"fulfil requests", m.fulfilRequests, []string{"sold 200", "held 200"}},
+	} {
+		got := map[string]float64{}
+		ch := make(chan prometheus.Metric, 64)
+		c.c.Collect(ch)
+		close(ch)
+		for metric := range ch {
+			var pb dto.Metric
+			if err := metric.Write(&pb); err != nil {
+				t.Fatal(err)
+			}
+			var labels []string
+			for _, l := range pb.GetLabel() {
+				labels = append(labels, l.GetValue())
+			}
+			got[strings.Join(labels, " ")] = pb.GetCounter().GetValue()
+		}
+		for _, w := range c.want {
+			if v, ok := got[w]; !ok || v != 0 {
+				t.Errorf("%s: series %q is %v (present %v), want present at 0; have %v", c.name, w, v, ok, got)
+			}
+		}
+	}
 }

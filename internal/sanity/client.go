@@ -41,6 +41,9 @@ const (
 	endpointMutate = "mutate"
 )
 
+// Endpoints lists every endpoint name Config.Observe may be called with.
+var Endpoints = []string{endpointDoc, endpointQuery, endpointMutate}
+
 const (
 	maxAttempts = 6
 	baseBackoff = 50 * time.Millisecond
