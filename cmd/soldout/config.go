@@ -23,6 +23,15 @@ const defaultSanityAPIVersion = "2025-02-19"
 // plus a minute against clock skew between soldout and Stripe.
 const defaultReservationTTL = 31 * time.Minute
 
+// The time budget's range: under a second leaves Sanity no time to answer;
+// over a minute outlasts the lease (at most two) and Stripe's own patience.
+const (
+	minBudget = time.Second
+	maxBudget = 60 * time.Second
+)
+
+func budgetInRange(d time.Duration) bool { return d >= minBudget && d <= maxBudget }
+
 // config is every setting a command may need, read from the environment
 // and overridden by flags.
 type config struct {
@@ -121,12 +130,17 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 	if err := c.LogLevel.UnmarshalText([]byte(env("SOLDOUT_LOG_LEVEL", "info"))); err != nil {
 		bad = append(bad, "SOLDOUT_LOG_LEVEL: use debug, info, warn or error")
 	}
-	if c.Budget == 0 {
+	switch {
+	case c.Budget != 0:
+		if !budgetInRange(c.Budget) {
+			bad = append(bad, fmt.Sprintf("-budget %s: a duration between %s and %s, e.g. 8s", c.Budget, minBudget, maxBudget))
+		}
+	default:
 		c.Budget = httpapi.DefaultBudget
 		if v := env("SOLDOUT_TIME_BUDGET", ""); v != "" {
 			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Second || d > 60*time.Second {
-				bad = append(bad, fmt.Sprintf("SOLDOUT_TIME_BUDGET=%q: a duration between 1s and 60s, e.g. 8s", v))
+			if err != nil || !budgetInRange(d) {
+				bad = append(bad, fmt.Sprintf("SOLDOUT_TIME_BUDGET=%q: a duration between %s and %s, e.g. 8s", v, minBudget, maxBudget))
 			}
 			c.Budget = d
 		}

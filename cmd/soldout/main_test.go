@@ -227,19 +227,23 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		name  string
 		env   map[string]string
 		names []string // what the message must mention
+		flags []string
 	}{
-		{"no webhook secret", map[string]string{"STRIPE_WEBHOOK_SECRET": ""}, []string{"STRIPE_WEBHOOK_SECRET", "Dashboard"}},
-		{"not a whsec", map[string]string{"STRIPE_WEBHOOK_SECRET": "sk_test_123456789"}, []string{"STRIPE_WEBHOOK_SECRET", "whsec_"}},
-		{"no project", map[string]string{"SANITY_PROJECT_ID": ""}, []string{"SANITY_PROJECT_ID", "sanity.config.ts"}},
-		{"bad dataset", map[string]string{"SANITY_DATASET": "Prod/../x"}, []string{"SANITY_DATASET"}},
-		{"no token", map[string]string{"SANITY_API_TOKEN": ""}, []string{"SANITY_API_TOKEN", "Editor"}},
-		{"bad version", map[string]string{"SANITY_API_VERSION": "latest"}, []string{"SANITY_API_VERSION"}},
-		{"bad host", map[string]string{"SANITY_API_HOST": "ftp://x"}, []string{"SANITY_API_HOST"}},
-		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}},
-		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}},
-		{"lease within the budget", map[string]string{"SOLDOUT_TIME_BUDGET": "8s", "SOLDOUT_LEASE_TTL": "5s"}, []string{"SOLDOUT_LEASE_TTL", "time budget"}},
-		{"several at once", map[string]string{"SANITY_API_TOKEN": "", "SANITY_DATASET": ""}, []string{"SANITY_API_TOKEN", "SANITY_DATASET"}},
-		{"bad database url", map[string]string{"DATABASE_URL": "mysql://x"}, []string{"DATABASE_URL"}},
+		{"no webhook secret", map[string]string{"STRIPE_WEBHOOK_SECRET": ""}, []string{"STRIPE_WEBHOOK_SECRET", "Dashboard"}, nil},
+		{"not a whsec", map[string]string{"STRIPE_WEBHOOK_SECRET": "sk_test_123456789"}, []string{"STRIPE_WEBHOOK_SECRET", "whsec_"}, nil},
+		{"no project", map[string]string{"SANITY_PROJECT_ID": ""}, []string{"SANITY_PROJECT_ID", "sanity.config.ts"}, nil},
+		{"bad dataset", map[string]string{"SANITY_DATASET": "Prod/../x"}, []string{"SANITY_DATASET"}, nil},
+		{"no token", map[string]string{"SANITY_API_TOKEN": ""}, []string{"SANITY_API_TOKEN", "Editor"}, nil},
+		{"bad version", map[string]string{"SANITY_API_VERSION": "latest"}, []string{"SANITY_API_VERSION"}, nil},
+		{"bad host", map[string]string{"SANITY_API_HOST": "ftp://x"}, []string{"SANITY_API_HOST"}, nil},
+		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}, nil},
+		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}, nil},
+		{"lease within the budget", map[string]string{"SOLDOUT_TIME_BUDGET": "8s", "SOLDOUT_LEASE_TTL": "5s"}, []string{"SOLDOUT_LEASE_TTL", "time budget"}, nil},
+		{"lease without room for clock skew", map[string]string{"SOLDOUT_TIME_BUDGET": "8s", "SOLDOUT_LEASE_TTL": "8500ms"}, []string{"SOLDOUT_LEASE_TTL", "at least 1s longer", "clock"}, nil},
+		{"negative budget flag", map[string]string{}, []string{"-budget -3s", "between 1s and 1m0s"}, []string{"-budget", "-3s"}},
+		{"budget flag past a minute", map[string]string{}, []string{"-budget 10m0s"}, []string{"-budget", "10m"}},
+		{"several at once", map[string]string{"SANITY_API_TOKEN": "", "SANITY_DATASET": ""}, []string{"SANITY_API_TOKEN", "SANITY_DATASET"}, nil},
+		{"bad database url", map[string]string{"DATABASE_URL": "mysql://x"}, []string{"DATABASE_URL"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,7 +255,7 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			err := run(ctx, []string{"serve"}, testEnv("http://127.0.0.1:1", tt.env), io.Discard, io.Discard)
+			err := run(ctx, append([]string{"serve"}, tt.flags...), testEnv("http://127.0.0.1:1", tt.env), io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("started with a bad configuration")
 			}
