@@ -602,9 +602,15 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		// Nothing was written to Sanity for this buyer and nothing is owed.
 		// But a held sale released meanwhile left the piece unavailable for
 		// this buyer's sake (see below), and now nobody waits for it.
-		if _, active := FindSales(sales, ev.Session.ID); active == nil && len(FellowWaiters(sales, *own)) == 0 {
+		_, active := FindSales(sales, ev.Session.ID)
+		fellows := FellowWaiters(sales, *own)
+		if active == nil && len(fellows) == 0 {
 			log.Warn("the delayed payment of a double-sale buyer failed: nothing is owed, but nobody holds this artwork any more and it may still be marked unavailable; make it available in the Studio if it is for sale")
 		}
+		if active != nil {
+			fellows = append(fellows, *active)
+		}
+		dependOn(settled, fellows...)
 		f.markReleased(ev, *own, settled)
 		return OutcomeReleased, nil
 	}
@@ -650,6 +656,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		}
 		log.Error("delayed payment failed, but other buyers checked out this artwork while it was held (double sales): kept unavailable for them; give it only to one whose payment has arrived (`soldout reconcile` tells, buyer by buyer) and refund the others who paid; soldout logs a pending buyer again when their payment succeeds or fails",
 			"waiting", buyers)
+		dependOn(settled, waiting...)
 	case !untouched:
 		// Changed since soldout's write, or withdrawn by someone else while
 		// soldout was applying the sale (AppliedRev is then not soldout's).
@@ -730,6 +737,18 @@ func waitingFor(sales []Sale, own Sale) []Sale {
 		}
 	}
 	return waiting
+}
+
+// dependOn adds rows of other sessions that this round decided from,
+// unchanged, to the rows recorded with the outcome. Each is rewritten under
+// its version check, so the record fails with ErrStale, and Handle decides
+// again, if another process changed one since the round read it. The
+// in-process lock orders one process's decisions; this orders two
+// replicas' decisions that read each other's rows (a hold and the double
+// sale waiting for it, both released at once), which would otherwise both
+// commit on what they read and leave the piece unavailable for nobody.
+func dependOn(settled *[]Sale, rows ...Sale) {
+	*settled = append(*settled, rows...)
 }
 
 // markReleased adds s, released by ev, to the rows recorded with ev's outcome.

@@ -536,3 +536,82 @@ func TestFellowsOfAKeptPiece(t *testing.T) {
 		}
 	})
 }
+
+// TestTwoReleasesAtOnceOfferThePieceAgain: a hold (cs_A) and the double sale
+// waiting for it (cs_B) both fail, on two replicas at once. Each decision
+// reads the other's row: cs_A's release keeps the piece while cs_B waits,
+// cs_B's says nothing while cs_A holds. Done in either order, the piece is
+// offered again (or the operator told to); interleaved, both used to commit
+// on what they had read, and the piece stayed unavailable with nobody
+// waiting and nothing said.
+func TestTwoReleasesAtOnceOfferThePieceAgain(t *testing.T) {
+	for _, holdFirst := range []bool{true, false} {
+		name := "the double sale's release decides first"
+		if holdFirst {
+			name = "the hold's release decides first"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.artwork("a1")
+			p1, p2 := e.fulfiller("p1"), e.fulfiller("p2")
+			e.mustHandle(p1, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+			e.mustHandle(p2, event("evt_2", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+			failA := event("evt_3", stock.CheckoutAsyncFailed, "cs_A", "", "a1")
+			failB := event("evt_4", stock.CheckoutAsyncFailed, "cs_B", "", "a1")
+			var fired atomic.Bool
+			inside := func(f *stock.Fulfiller, ev stock.Event) func() {
+				return func() {
+					if fired.CompareAndSwap(false, true) {
+						if _, err := e.handle(f, ev); err != nil {
+							t.Errorf("release of %s: %v", ev.Session.ID, err)
+						}
+					}
+				}
+			}
+			// The other release runs to its end between the first one's
+			// journal read and its record: during the hold release's Sanity
+			// read, or before the double sale's record (it reads no Sanity).
+			var err error
+			if holdFirst {
+				run := inside(p2, failB)
+				e.setHandler(e.around(func(r *http.Request) {
+					if !sanitytest.IsMutate(r) {
+						run()
+					}
+				}, nil))
+				_, err = e.handle(p1, failA)
+				e.setHandler(nil)
+			} else {
+				j := &beforeFinish{Journal: e.journal, run: inside(p1, failA)}
+				_, err = e.handle(e.fulfillerWith("p2", e.catalog(token), j), failB)
+			}
+			if err != nil {
+				t.Errorf("first release: %v", err)
+			}
+			if !fired.Load() {
+				t.Fatal("the second release did not run inside the first")
+			}
+			for _, s := range []string{"cs_A", "cs_B"} {
+				if got := e.sale("a1", s).State; got != stock.SaleReleased {
+					t.Errorf("sale %s: %s, want released", s, got)
+				}
+			}
+			warned := len(e.logs.lines(slog.LevelWarn, "nobody holds this artwork any more"))
+			if e.available("a1") != "true" && warned == 0 {
+				t.Fatal("both payments failed and nobody waits, yet the piece stays unavailable and nobody was told to offer it again")
+			}
+		})
+	}
+}
+
+// beforeFinish runs run once, just before the first FinishEvent: between a
+// round's decision and its record.
+type beforeFinish struct {
+	stock.Journal
+	run func()
+}
+
+func (j *beforeFinish) FinishEvent(ctx context.Context, eventID string, outcome stock.Outcome, detail, lastError string, at time.Time, settled ...stock.Sale) error {
+	j.run()
+	return j.Journal.FinishEvent(ctx, eventID, outcome, detail, lastError, at, settled...)
+}
