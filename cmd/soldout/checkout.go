@@ -19,7 +19,7 @@ func newStorefront(cfg config, a *app, stripeClient *stripeapi.Client, log *slog
 		"success_url_set", c.SuccessURL != "", "cancel_url_set", c.CancelURL != "")
 	return &httpapi.Storefront{
 		Checkout: &stock.Checkout{
-			Products:     a.catalog.Products(sanity.ProductFields{Title: c.TitleField, Price: c.PriceField, Currency: c.CurrencyField, Image: c.ImageField}),
+			Products:     a.catalog.Products(sanity.ProductFields{Type: c.ArtworkType, Title: c.TitleField, Price: c.PriceField, Currency: c.CurrencyField, Image: c.ImageField}),
 			Sessions:     stripeapi.Checkout{Client: stripeClient, SuccessURL: c.SuccessURL, CancelURL: c.CancelURL},
 			Reservations: a.journal,
 			Logger:       log,

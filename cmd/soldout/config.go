@@ -61,6 +61,7 @@ type checkoutSettings struct {
 	AllowedOrigins  []string      // SOLDOUT_ALLOWED_ORIGINS
 	DefaultCurrency string        // SOLDOUT_DEFAULT_CURRENCY
 	// Artwork field names (SOLDOUT_FIELD_TITLE, _PRICE, _CURRENCY, _IMAGE).
+	ArtworkType                                       string
 	TitleField, PriceField, CurrencyField, ImageField string
 }
 
@@ -184,6 +185,7 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		SuccessURL:      env("SOLDOUT_SUCCESS_URL", ""),
 		CancelURL:       env("SOLDOUT_CANCEL_URL", ""),
 		DefaultCurrency: strings.ToLower(env("SOLDOUT_DEFAULT_CURRENCY", "eur")),
+		ArtworkType:     env("SOLDOUT_ARTWORK_TYPE", "artwork"),
 		TitleField:      env("SOLDOUT_FIELD_TITLE", "title"),
 		PriceField:      env("SOLDOUT_FIELD_PRICE", "price"),
 		CurrencyField:   env("SOLDOUT_FIELD_CURRENCY", "currency"),
@@ -191,8 +193,8 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 	}
 	if v := env("SOLDOUT_RESERVATION_TTL", ""); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < 30*time.Minute || d > 24*time.Hour-time.Minute {
-			bad = append(bad, fmt.Sprintf("SOLDOUT_RESERVATION_TTL=%q: between 30m (Stripe's minimum for expires_at) and 23h59m", v))
+		if err != nil || d < defaultReservationTTL || d > 24*time.Hour-time.Minute {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_RESERVATION_TTL=%q: between 31m (Stripe's minimum for expires_at, 30 minutes from the session's creation, and a minute for the time until Stripe creates it and for clock skew) and 23h59m", v))
 		}
 		c.Checkout.ReservationTTL = d
 	}

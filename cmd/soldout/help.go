@@ -51,11 +51,12 @@ var envHelp = []struct{ name, help string }{
 	{"STRIPE_API_BASE", "optional base URL replacing https://api.stripe.com (tests, stripe-mock)"},
 	{"SOLDOUT_METRICS_ADDR", "optional: serve Prometheus metrics on this host:port, e.g. 127.0.0.1:9090 (off when unset)"},
 	{"SOLDOUT_CLIENT_RATE", "storefront routes: requests per minute per client IP (default 30)"},
-	{"SOLDOUT_RESERVATION_TTL", "checkout: how long a reservation holds an artwork (default 31m; 30m is Stripe's minimum)"},
+	{"SOLDOUT_RESERVATION_TTL", "checkout: how long a reservation holds an artwork (default and least 31m: Stripe's minimum of 30m and a margin)"},
 	{"SOLDOUT_SUCCESS_URL", "checkout: where Stripe sends the buyer after paying; may contain {CHECKOUT_SESSION_ID}"},
 	{"SOLDOUT_CANCEL_URL", "checkout: where Stripe sends a buyer who gives up"},
 	{"SOLDOUT_ALLOWED_ORIGINS", "comma-separated storefront origins allowed by CORS on /api/checkout, /api/availability and /api/fulfil, e.g. https://shop.example.com"},
 	{"SOLDOUT_DEFAULT_CURRENCY", "checkout: currency of artworks that have none (default eur)"},
+	{"SOLDOUT_ARTWORK_TYPE", "checkout: the artworks' Sanity _type; other documents cannot be checked out (default artwork)"},
 	{"SOLDOUT_FIELD_TITLE", "checkout: artwork field names: _TITLE (title), _PRICE (price, major units), _CURRENCY (currency), _IMAGE (imageUrl)"},
 }
 

@@ -238,6 +238,7 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"bad host", map[string]string{"SANITY_API_HOST": "ftp://x"}, []string{"SANITY_API_HOST"}, nil},
 		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}, nil},
 		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}, nil},
+		{"reservation without a margin over Stripe's minimum", map[string]string{"SOLDOUT_RESERVATION_TTL": "30m"}, []string{"SOLDOUT_RESERVATION_TTL", "31m"}, nil},
 		{"lease within the budget", map[string]string{"SOLDOUT_TIME_BUDGET": "8s", "SOLDOUT_LEASE_TTL": "5s"}, []string{"SOLDOUT_LEASE_TTL", "time budget"}, nil},
 		{"lease without room for clock skew", map[string]string{"SOLDOUT_TIME_BUDGET": "8s", "SOLDOUT_LEASE_TTL": "8500ms"}, []string{"SOLDOUT_LEASE_TTL", "at least 1s longer", "clock"}, nil},
 		{"negative budget flag", map[string]string{}, []string{"-budget -3s", "between 1s and 1m0s"}, []string{"-budget", "-3s"}},

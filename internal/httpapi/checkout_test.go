@@ -133,7 +133,7 @@ func (s *shop) replica(journalURL string, limiter *httpapi.ClientLimiter) *repli
 		Fulfiller:      &stock.Fulfiller{Catalog: catalog, Journal: db, Reservations: db, Logger: log, Owner: rand.Text(), Now: s.clock},
 		Storefront: &httpapi.Storefront{
 			Checkout: &stock.Checkout{
-				Products:     catalog.Products(sanity.ProductFields{Title: "title", Price: "price", Currency: "currency", Image: "imageUrl"}),
+				Products:     catalog.Products(sanity.ProductFields{Type: "artwork", Title: "title", Price: "price", Currency: "currency", Image: "imageUrl"}),
 				Sessions:     stripeapi.Checkout{Client: client, SuccessURL: shopSuccess, CancelURL: shopCancel},
 				Reservations: db, Logger: log, TTL: shopTTL, DefaultCurrency: "eur", Now: s.clock,
 			},
@@ -526,6 +526,26 @@ func TestLapsedReservationWithoutEvents(t *testing.T) {
 			t.Errorf("late completion: outcome %s", out)
 		}
 		wantBody(t, "after the webhook", r.buy("art-1", "198.51.100.2"), 409, `{"error":"sold"}`)
+	})
+	t.Run("delayed payment failed, its completion never applied", func(t *testing.T) {
+		s := newShop(t)
+		s.artwork("art-1")
+		r := s.replica(sqliteJournal(t), nil)
+		first := r.mustBuy(t, "art-1")
+		if err := s.stripe.Complete(first.SessionID, stripetest.PaymentUnpaid); err != nil { // SEPA
+			t.Fatal(err)
+		}
+		// Its checkout.session.completed is lost (soldout down past Stripe's
+		// retries, or not subscribed); the failure arrives. Stripe keeps
+		// answering "complete" for the session, but nothing is owed.
+		if out := r.event(t, 1, stock.CheckoutAsyncFailed, first.SessionID, "art-1"); out != string(stock.OutcomeReleased) {
+			t.Fatalf("payment failure: outcome %s", out)
+		}
+		if res := r.reservation(t, "art-1"); res.State != stock.ReservationReleased {
+			t.Errorf("reservation after the failed payment: %+v", res)
+		}
+		wantAvailability(t, r, "art-1", true, time.Time{})
+		r.mustBuy(t, "art-1")
 	})
 	t.Run("Stripe never answered the claim", func(t *testing.T) {
 		s := newShop(t)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -13,8 +14,8 @@ import (
 
 // ClientLimiter is a per-client token bucket for the storefront routes, so
 // that one visitor (or script) cannot make soldout hammer Stripe or Sanity.
-// Clients are keyed by remote IP; behind a proxy that IP is the proxy's, so
-// size the limit accordingly (see README).
+// Clients are keyed by remote IP (an IPv6 client by its /64); behind a proxy
+// that IP is the proxy's, so size the limit accordingly (see README).
 type ClientLimiter struct {
 	rate  float64 // tokens per second
 	burst float64
@@ -74,7 +75,7 @@ func (l *ClientLimiter) sweep(now time.Time) {
 // Limit wraps h: over the limit, the client gets 429 with Retry-After.
 func (l *ClientLimiter) Limit(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ok, wait := l.Allow(clientIP(r)); !ok {
+		if ok, wait := l.Allow(clientKey(r)); !ok {
 			w.Header().Set("Retry-After", itoa(int(math.Ceil(wait.Seconds()))))
 			writeError(w, stock.Errorf(stock.RateLimited, "too many requests from this client; retry in %s", wait.Round(time.Second)))
 			return
@@ -83,12 +84,23 @@ func (l *ClientLimiter) Limit(h http.Handler) http.Handler {
 	})
 }
 
-func clientIP(r *http.Request) string {
+// clientKey is the bucket a request counts against: its IPv4 address, or
+// the /64 of its IPv6 address. One IPv6 subscriber or host usually has a
+// whole /64, so a key per address would give a script a fresh allowance for
+// every address it picks from it.
+func clientKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if addr = addr.Unmap(); addr.Is6() {
+		return netip.PrefixFrom(addr.WithZone(""), 64).Masked().String()
+	}
+	return addr.String()
 }
 
 func itoa(n int) string {

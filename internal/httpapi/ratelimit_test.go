@@ -52,3 +52,21 @@ func TestLimitAnswers429(t *testing.T) {
 		t.Fatalf("codes %v", codes)
 	}
 }
+
+func TestClientKey(t *testing.T) {
+	for _, tt := range []struct{ remote, want string }{
+		{"203.0.113.7:5555", "203.0.113.7"},
+		{"[2001:db8:1:2:aaaa::1]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb:cccc:dddd:eeee]:443", "2001:db8:1:2::/64"}, // the same subscriber
+		{"[2001:db8:1:3::1]:443", "2001:db8:1:3::/64"},
+		{"[::ffff:203.0.113.7]:5555", "203.0.113.7"}, // IPv4 on a dual-stack socket
+		{"[fe80::1%eth0]:443", "fe80::/64"},
+		{"not-an-address", "not-an-address"},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/api/checkout", nil)
+		req.RemoteAddr = tt.remote
+		if got := clientKey(req); got != tt.want {
+			t.Errorf("clientKey(%s) = %s, want %s", tt.remote, got, tt.want)
+		}
+	}
+}

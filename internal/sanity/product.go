@@ -10,9 +10,14 @@ import (
 	"soldout/internal/stock"
 )
 
-// ProductFields names the artwork fields the checkout reads
-// (SOLDOUT_FIELD_TITLE, _PRICE, _CURRENCY, _IMAGE). Only top-level fields.
+// ProductFields names the artwork document type (SOLDOUT_ARTWORK_TYPE) and
+// the fields the checkout reads (SOLDOUT_FIELD_TITLE, _PRICE, _CURRENCY,
+// _IMAGE). Only top-level fields.
 type ProductFields struct {
+	// Type is the artworks' _type. An id from a browser may name any
+	// document the token can read (another type with a price, a system
+	// document): only artworks can be checked out.
+	Type     string
 	Title    string // a string
 	Price    string // a number, in major units
 	Currency string // a string such as "eur"; optional
@@ -31,8 +36,10 @@ func (c *Client) Product(ctx context.Context, id string, f ProductFields) (stock
 	if err != nil {
 		return stock.Product{}, err
 	}
-	if len(docs) == 0 {
-		return stock.Product{}, stock.Errorf(stock.NotFound, "no artwork %s in dataset %s", id, c.dataset)
+	if len(docs) == 0 || !hasType(docs[0], f.Type) {
+		// Another type reads as missing, so that the route does not tell
+		// which other documents exist.
+		return stock.Product{}, stock.Errorf(stock.NotFound, "no artwork %s (of type %q) in dataset %s", id, f.Type, c.dataset)
 	}
 	doc := docs[0]
 	v, err := variantDoc{ID: id, IsAvailable: doc["isAvailable"]}.variant()
@@ -118,4 +125,10 @@ func (c *Client) imageURL(raw json.RawMessage) string {
 		return ""
 	}
 	return "https://cdn.sanity.io/images/" + c.project + "/" + c.dataset + "/" + m[1] + "." + m[2]
+}
+
+// hasType reports whether doc's _type is typ.
+func hasType(doc map[string]json.RawMessage, typ string) bool {
+	var t string
+	return json.Unmarshal(doc["_type"], &t) == nil && t == typ
 }

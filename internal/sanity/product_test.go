@@ -8,7 +8,7 @@ import (
 	"soldout/internal/stock"
 )
 
-var plainFields = sanity.ProductFields{Title: "title", Price: "price", Currency: "currency", Image: "imageUrl"}
+var plainFields = sanity.ProductFields{Type: "artwork", Title: "title", Price: "price", Currency: "currency", Image: "imageUrl"}
 
 func TestProduct(t *testing.T) {
 	tests := []struct {
@@ -30,7 +30,7 @@ func TestProduct(t *testing.T) {
 		{"other field names, a Sanity image field", map[string]any{
 			"name": "Salt Marsh", "amount": 70000, "ccy": "jpy",
 			"image": map[string]any{"_type": "image", "asset": map[string]any{"_ref": "image-Tb9Ew8CXIwaY6R1kjMvI0uRR-2000x3000-jpg", "_type": "reference"}},
-		}, sanity.ProductFields{Title: "name", Price: "amount", Currency: "ccy", Image: "image"},
+		}, sanity.ProductFields{Type: "artwork", Title: "name", Price: "amount", Currency: "ccy", Image: "image"},
 			stock.Product{Title: "Salt Marsh", Price: "70000", Currency: "jpy", Available: true,
 				ImageURL: "https://cdn.sanity.io/images/p1/production/Tb9Ew8CXIwaY6R1kjMvI0uRR-2000x3000.jpg"}},
 		{"unusable images are left out", map[string]any{"title": "Dune", "price": 1, "imageUrl": "http://insecure.example/a.jpg"},
@@ -62,6 +62,8 @@ func TestProductRefused(t *testing.T) {
 		code   stock.Code
 	}{
 		{"unknown artwork", "missing", nil, stock.NotFound},
+		{"a document of another type", "print-1", nil, stock.NotFound},
+		{"a system document", "_.groups.public", nil, stock.NotFound},
 		{"a draft id", "drafts.art-1", nil, stock.Invalid},
 		{"a hostile id", "art-1,drafts.art-1", nil, stock.Invalid},
 		{"price is a string", "art-1", map[string]any{"price": "1250"}, stock.Misconfigured},
@@ -74,6 +76,8 @@ func TestProductRefused(t *testing.T) {
 			e := newEnv(t, sanitytest.Options{})
 			putArtwork(e.lake, "art-1", tt.fields)
 			putArtwork(e.lake, "drafts.art-1", nil)
+			e.lake.Put(map[string]any{"_id": "print-1", "_type": "print", "title": "Heron, A4 print", "price": 35, "isAvailable": true})
+			e.lake.Put(map[string]any{"_id": "_.groups.public", "_type": "system.group", "title": "Public", "price": 1})
 			_, err := e.client.Product(t.Context(), tt.id, plainFields)
 			if stock.ErrorCode(err) != tt.code {
 				t.Errorf("err = %v, want code %s", err, tt.code)

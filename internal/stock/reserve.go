@@ -34,7 +34,8 @@ const (
 	ReservationOpen ReservationState = "open"
 	// ReservationConverted: the session completed; the sale holds it now.
 	ReservationConverted ReservationState = "converted"
-	// ReservationReleased: soldout let go because Stripe opened no session.
+	// ReservationReleased: soldout let go, because Stripe opened no session
+	// or the session's delayed payment failed.
 	ReservationReleased ReservationState = "released"
 	// ReservationExpired: Stripe expired the session.
 	ReservationExpired ReservationState = "expired"
@@ -282,8 +283,12 @@ func (c *Checkout) settleLapsed(ctx context.Context, id string, now time.Time) e
 	return err
 }
 
-// claim takes the artwork's reservation for a new claim.
+// claim takes the artwork's reservation for a new claim. It runs to its
+// answer even if the caller gives up: a claim committed after its caller
+// stopped waiting would hold the piece, with no session, until it lapses.
 func (c *Checkout) claim(ctx context.Context, id string, now time.Time) (Reservation, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), journalWriteTimeout)
+	defer cancel()
 	expires := now.Add(c.TTL).Truncate(time.Second) // Stripe keeps seconds
 	r := Reservation{
 		ArtworkID: id, ClaimID: rand.Text(), State: ReservationOpen,
@@ -304,9 +309,13 @@ func (c *Checkout) claim(ctx context.Context, id string, now time.Time) (Reserva
 	return Reservation{}, Errorf(Unavailable, "artwork %s: its reservation kept changing; try again", id)
 }
 
+// journalWriteTimeout bounds a reservation write that runs on after its
+// caller has gone.
+const journalWriteTimeout = 2 * time.Second
+
 // release gives the artwork back at once, even if the caller has gone.
 func (c *Checkout) release(ctx context.Context, r Reservation) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), journalWriteTimeout)
 	defer cancel()
 	if err := c.Reservations.ReleaseReservation(ctx, r.ArtworkID, r.ClaimID, c.now()); err != nil {
 		c.Logger.Warn("could not release the reservation: the artwork stays held until it lapses",
@@ -338,8 +347,11 @@ func (c *Checkout) Availability(ctx context.Context, artworkID string) (Availabi
 
 // settleReservation ends the reservation of ev's session once ev is applied:
 // an expired session frees its artwork (Sanity is not touched: nothing was
-// written for it), a completed one hands over to its sale. It does nothing
-// without Reservations.
+// written for it), a completed one hands over to its sale. A failed delayed
+// payment frees it too: the reservation is still open only when the
+// session's completion was never applied, and Stripe goes on calling such a
+// session complete, which a lapsed reservation would take for a sale for
+// ever. It does nothing without Reservations.
 func (f *Fulfiller) settleReservation(ctx context.Context, ev Event, res Result) (Result, error) {
 	var state ReservationState
 	switch ev.Type {
@@ -347,6 +359,8 @@ func (f *Fulfiller) settleReservation(ctx context.Context, ev Event, res Result)
 		state = ReservationExpired
 	case CheckoutCompleted:
 		state = ReservationConverted
+	case CheckoutAsyncFailed:
+		state = ReservationReleased
 	}
 	if f.Reservations == nil || state == "" || ev.Session.ID == "" {
 		return res, nil

@@ -178,7 +178,7 @@ func TestCheckoutWithoutItsRecordReleases(t *testing.T) {
 	e := newEnv(t)
 	e.artwork("a1", map[string]any{"price": 100})
 	c := &stock.Checkout{
-		Products:     e.catalog(token).Products(sanity.ProductFields{Title: "title", Price: "price", Currency: "currency"}),
+		Products:     e.catalog(token).Products(sanity.ProductFields{Type: "artwork", Title: "title", Price: "price", Currency: "currency"}),
 		Sessions:     oneSession{},
 		Reservations: attachFails{e.journal},
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -230,7 +230,7 @@ func TestStartAfterASaleBetweenItsReads(t *testing.T) {
 	e.reserve("a1", "cs_A")
 	f := e.fulfiller("p1")
 	f.Reservations = e.journal
-	products := &afterRead{Products: e.catalog(token).Products(sanity.ProductFields{Title: "title", Price: "price", Currency: "currency"})}
+	products := &afterRead{Products: e.catalog(token).Products(sanity.ProductFields{Type: "artwork", Title: "title", Price: "price", Currency: "currency"})}
 	products.hook = func() { e.mustHandle(f, paid("evt_A", "cs_A", "a1"), stock.OutcomeSold) }
 	sessions := &openedSessions{}
 	c := &stock.Checkout{Products: products, Sessions: sessions, Reservations: e.journal,
@@ -244,4 +244,43 @@ func TestStartAfterASaleBetweenItsReads(t *testing.T) {
 	if st := e.reservationState("a1"); st == stock.ReservationOpen {
 		t.Error("B's claim still holds the sold piece")
 	}
+}
+
+// TestStartGivenUpDuringItsClaimHoldsNothing: the buyer's request runs out
+// of time while the claim commits. The journal's answer can then be the
+// caller's context error although the claim is on disk; a claim so lost
+// would hold the piece, with no session and nobody to pay, until it lapses.
+func TestStartGivenUpDuringItsClaimHoldsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1", map[string]any{"price": 100})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	c := &stock.Checkout{
+		Products:     e.catalog(token).Products(sanity.ProductFields{Type: "artwork", Title: "title", Price: "price", Currency: "currency"}),
+		Sessions:     &openedSessions{},
+		Reservations: &givenUpDuringClaim{Reservations: e.journal, cancel: cancel},
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)), TTL: 31 * time.Minute, DefaultCurrency: "eur", Now: e.clock,
+	}
+	if _, err := c.Start(ctx, "a1"); err == nil {
+		t.Fatal("Start succeeded for a buyer who had gone")
+	}
+	if st := e.reservationState("a1"); st == stock.ReservationOpen {
+		t.Error("the lost claim holds the piece for nobody")
+	}
+}
+
+// givenUpDuringClaim commits the claim, then cancels the caller and, as the
+// journal's wait does, answers the caller's context error if it is done.
+type givenUpDuringClaim struct {
+	stock.Reservations
+	cancel func()
+}
+
+func (r *givenUpDuringClaim) ClaimReservation(ctx context.Context, res stock.Reservation) (stock.Reservation, bool, error) {
+	holder, claimed, err := r.Reservations.ClaimReservation(context.WithoutCancel(ctx), res)
+	r.cancel()
+	if ctx.Err() != nil {
+		return stock.Reservation{}, false, ctx.Err()
+	}
+	return holder, claimed, err
 }
