@@ -62,8 +62,12 @@ var envHelp = []struct{ name, help string }{
 
 func printEnvHelp(w io.Writer) {
 	fmt.Fprintln(w, "Environment:")
+	width := 0
 	for _, e := range envHelp {
-		fmt.Fprintf(w, "  %-24s %s\n", e.name, e.help)
+		width = max(width, len(e.name))
+	}
+	for _, e := range envHelp {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, e.name, e.help)
 	}
 }
 

@@ -28,7 +28,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		printHelp(stderr)
 		return usageError("no command given")
 	}
-	cmd, ok := commands()[args[0]]
+	name := args[0]
+	if name == "-h" || name == "-help" || name == "--help" {
+		name = "help" // what a user tries first
+	}
+	cmd, ok := commands()[name]
 	if !ok {
 		printHelp(stderr)
 		return usageError(fmt.Sprintf("unknown command %q", args[0]))

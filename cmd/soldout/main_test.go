@@ -273,13 +273,15 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"help"}, testEnv("", nil), &out, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"serve", "demo", "STRIPE_WEBHOOK_SECRET", "SANITY_API_TOKEN", "DATABASE_URL", "SOLDOUT_TIME_BUDGET"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("help lacks %s", want)
+	for _, arg := range []string{"help", "-h", "--help"} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{arg}, testEnv("", nil), &out, io.Discard); err != nil {
+			t.Fatalf("soldout %s: %v", arg, err)
+		}
+		for _, want := range []string{"serve", "demo", "STRIPE_WEBHOOK_SECRET", "SANITY_API_TOKEN", "DATABASE_URL", "SOLDOUT_TIME_BUDGET"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("soldout %s lacks %s", arg, want)
+			}
 		}
 	}
 	var serveHelp bytes.Buffer

@@ -394,6 +394,15 @@ func TestOpsReconcile(t *testing.T) {
 	if _, errOut, code := o.soldout("reconcile"); code != 1 || !strings.Contains(errOut, "1 inconsistency, each needing a person") {
 		t.Fatalf("double sale only: exit %d, %s", code, errOut)
 	}
+	// Nothing left that --apply can do: it says so, and blames no error.
+	out, errOut, code = o.soldout("reconcile", "--apply")
+	if code != 1 || !strings.Contains(errOut, "1 inconsistency left after --apply, each needing a person") || strings.Contains(errOut, "error") {
+		t.Fatalf("reconcile -apply with nothing to apply: exit %d, %s", code, errOut)
+	}
+	wantIn(t, "reconcile -apply with nothing to apply", out, "Nothing to apply", "SESSION CREATED")
+	if strings.Contains(out, "Applied through the pipeline") {
+		t.Errorf("an empty table of what was applied:\n%s", out)
+	}
 
 	for _, tt := range []struct {
 		name string

@@ -146,8 +146,10 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	}
 	n := plural(len(remaining), "inconsistency", "inconsistencies")
 	switch {
+	case *apply && failedApplies(rep.Applied) > 0:
+		return fmt.Errorf("%s left after --apply: see the FIX column, and the errors of the %s", n, plural(failedApplies(rep.Applied), "event not applied", "events not applied"))
 	case *apply:
-		return fmt.Errorf("%s left after --apply: see the FIX column and the errors above", n)
+		return fmt.Errorf("%s left after --apply, each needing a person: see the FIX column", n)
 	case fixable == len(remaining):
 		return fmt.Errorf("%s: `soldout reconcile --apply` fixes them", n)
 	case fixable > 0:
@@ -175,6 +177,10 @@ func printReconcile(w io.Writer, rep reconcileReport, apply bool) {
 	if !apply {
 		return
 	}
+	if len(rep.Applied) == 0 {
+		fmt.Fprintln(w, "\nNothing to apply: every finding needs a person (see the FIX column).")
+		return
+	}
 	fmt.Fprintln(w, "\nApplied through the pipeline:")
 	tw := newTable(w)
 	fmt.Fprintln(tw, "EVENT\tSESSION\tOUTCOME\tARTWORKS")
@@ -196,7 +202,7 @@ func printReconcile(w io.Writer, rep reconcileReport, apply bool) {
 
 func printFindings(w io.Writer, fs []findingView) {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "KIND\tSESSION\tARTWORK\tPAID AT\tEMAIL\tAMOUNT\tPROBLEM\tFIX")
+	fmt.Fprintln(tw, "KIND\tSESSION\tARTWORK\tSESSION CREATED\tEMAIL\tAMOUNT\tPROBLEM\tFIX")
 	for _, f := range fs {
 		problem := f.Problem
 		if f.Holder != nil {
@@ -206,6 +212,17 @@ func printFindings(w io.Writer, fs []findingView) {
 			orDash(f.Email), formatAmount(f.Amount, f.Currency), problem, f.Fix)
 	}
 	tw.Flush()
+}
+
+// failedApplies counts the events --apply could not apply.
+func failedApplies(applied []appliedView) int {
+	n := 0
+	for _, a := range applied {
+		if a.Error != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func plural(n int, one, many string) string {

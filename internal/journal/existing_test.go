@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"soldout/internal/stock"
@@ -31,4 +32,12 @@ func TestOpenExisting(t *testing.T) {
 		t.Fatalf("an existing journal: %v", err)
 	}
 	db.Close()
+}
+
+func TestOpenInAMissingDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "not-created")
+	_, err := Open(context.Background(), filepath.Join(dir, "soldout.db"))
+	if stock.ErrorCode(err) != stock.Misconfigured || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Open in a missing directory: %v", err)
+	}
 }

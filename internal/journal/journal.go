@@ -10,6 +10,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -104,6 +107,13 @@ func Open(ctx context.Context, url string) (*DB, error) {
 }
 
 func (d *DB) openSQLite(ctx context.Context, dsn string) error {
+	// SQLite creates the file, not its directory, and says only "unable to
+	// open database file".
+	if dir := filepath.Dir(sqlitePath(dsn)); dir != "" {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return stock.Errorf(stock.Misconfigured, "journal: the directory %s does not exist: create it, or point DATABASE_URL at a file in a directory that does", dir)
+		}
+	}
 	sep := "?"
 	if strings.Contains(dsn, "?") {
 		sep = "&"

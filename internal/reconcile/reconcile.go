@@ -321,9 +321,9 @@ func (r *Reconciler) reapply(ctx context.Context, ev stock.Event) (stock.Result,
 func (k Kind) Problem() string {
 	switch k {
 	case Missing:
-		return "paid, not in the journal, artwork still for sale"
+		return "checked out (paid, or a delayed payment pending), not in the journal, artwork still for sale"
 	case Unrecorded:
-		return "paid, not in the journal, artwork already unavailable"
+		return "checked out (paid, or a delayed payment pending), not in the journal, artwork already unavailable"
 	case Unapplied:
 		return "taken in the journal, but for sale in Sanity"
 	case HeldPaid:
