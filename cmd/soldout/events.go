@@ -125,7 +125,7 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	}
 	tw.Flush()
 	if cut {
-		fmt.Fprintf(stdout, "\nthe newest %d shown: there may be more (-limit 0 shows all, -since narrows the window).\n", *limit)
+		fmt.Fprintf(stdout, "\nthe newest %d shown; there are more (-limit 0 shows all, -since narrows the window).\n", *limit)
 	}
 	if notApplied > 0 {
 		fmt.Fprintf(stdout, "\n%d not applied: `soldout events show ID` says why; `soldout replay ID` runs it again once the cause is fixed (`soldout reconcile --apply` for a success-page event, fulfil:…).\n", notApplied)

@@ -188,7 +188,7 @@ func TestOpsEventsAndSales(t *testing.T) {
 	wantIn(t, "events list", o.ok("events", "list"), "RECEIVED", "OUTCOME", sale.EventID, "double_sale", "released",
 		"2 not applied", "soldout replay ID", "(unfinished)")
 	wantIn(t, "events list -outcome not_applied", o.ok("events", "list", "-outcome", "not_applied"), "evt_crashed", ghost.EventID, "2 not applied")
-	wantIn(t, "events list -limit 2", o.ok("events", "list", "-limit", "2"), "the newest 2 shown", "-limit 0")
+	wantIn(t, "events list -limit 2", o.ok("events", "list", "-limit", "2"), "the newest 2 shown; there are more", "-limit 0")
 	if out := o.ok("events", "list", "-limit", "6"); strings.Contains(out, "newest") {
 		t.Errorf("events list -limit 6 of 6 events says that there may be more:\n%s", out)
 	}

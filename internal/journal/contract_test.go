@@ -32,6 +32,7 @@ var contract = []struct {
 	{"RecordDeliveryConcurrent", testRecordDeliveryConcurrent},
 	{"FinishEvent", testFinishEvent},
 	{"FinishEventWithSales", testFinishEventWithSales},
+	{"FinishEventsRacingOnTheSameSales", testFinishEventsRacing},
 	{"UnfinishedEventAfterCrash", testUnfinishedAfterCrash},
 	{"InsertSale", testInsertSale},
 	{"InsertSaleRace", testInsertSaleRace},
@@ -258,6 +259,48 @@ func testFinishEventWithSales(t *testing.T, url string) {
 	}
 	if ev, _ := d.Event(ctx, "evt_s"); ev.Outcome != stock.OutcomeSold {
 		t.Errorf("outcome not stored: %+v", ev)
+	}
+}
+
+// Two replicas record outcomes that settle the same two rows, each listing
+// them in its own order (a hold and the double sale waiting for it, both
+// released at once: each records the other's row too). One wins, the other
+// hears ErrStale and decides again; neither may wait on the other's locks
+// (PostgreSQL would find a deadlock only after a second, and answer with
+// an error of its own).
+func testFinishEventsRacing(t *testing.T, url string) {
+	d1, d2 := open(t, url), open(t, url)
+	for i := range 10 {
+		art := fmt.Sprint("art_race_", i)
+		a, b := sale(art, "cs_a", stock.SaleHeld), sale(art, "cs_b", stock.SaleDoubleSale)
+		for j, s := range []stock.Sale{a, b} {
+			record(t, d1, event(fmt.Sprint("evt_", i, "_", j), stock.CheckoutAsyncFailed, s.SessionID, art), t0)
+			if err := d1.InsertSale(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		released := func(s stock.Sale) stock.Sale {
+			s.State = stock.SaleReleased
+			return s
+		}
+		errs := make(chan error, 2)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for j, settled := range [][]stock.Sale{{released(a), b}, {a, released(b)}} {
+			d := []*DB{d1, d2}[j]
+			if j == 1 {
+				settled[0], settled[1] = settled[1], settled[0] // the other order
+			}
+			wg.Go(func() {
+				<-start
+				errs <- d.FinishEvent(ctx, fmt.Sprint("evt_", i, "_", j), stock.OutcomeReleased, "", "", t0, settled...)
+			})
+		}
+		close(start)
+		wg.Wait()
+		if won := wins(t, errs, stock.ErrStale); won != 1 {
+			t.Errorf("round %d: %d of two racing outcomes recorded, want 1", i, won)
+		}
 	}
 }
 

@@ -1,9 +1,12 @@
 package journal
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"soldout/internal/stock"
@@ -53,6 +56,13 @@ func (d *DB) RecordDelivery(ctx context.Context, ev stock.Event, at time.Time) (
 // delivery was lost with a failed commit.
 func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outcome, detail, lastError string, at time.Time, settled ...stock.Sale) error {
 	finished := millis(at)
+	// Rows in one order for every transaction: two that settle the same
+	// rows (a release also records the other buyers' rows it decided from)
+	// would otherwise lock them in opposite orders on PostgreSQL and wait on
+	// each other until its deadlock check, a second later.
+	settled = slices.SortedFunc(slices.Values(settled), func(a, b stock.Sale) int {
+		return cmp.Or(strings.Compare(a.ArtworkID, b.ArtworkID), strings.Compare(a.SessionID, b.SessionID))
+	})
 	err := d.atomically(ctx, len(settled) > 0, func(ctx context.Context, st func(*sql.Stmt) *sql.Stmt) error {
 		for _, s := range settled {
 			if err := settleSale(ctx, st(d.st.settleSale), s, millisOr(s.UpdatedAt, at)); err != nil {

@@ -36,12 +36,18 @@ func (c *Client) Product(ctx context.Context, id string, f ProductFields) (stock
 	if err != nil {
 		return stock.Product{}, err
 	}
-	if len(docs) == 0 || !hasType(docs[0], f.Type) {
-		// Another type reads as missing, so that the route does not tell
-		// which other documents exist.
-		return stock.Product{}, stock.Errorf(stock.NotFound, "no artwork %s (of type %q) in dataset %s", id, f.Type, c.dataset)
+	if len(docs) == 0 {
+		return stock.Product{}, stock.Errorf(stock.NotFound, "no artwork %s in dataset %s", id, c.dataset)
 	}
 	doc := docs[0]
+	if t := docType(doc); t != f.Type {
+		// Answered like a missing artwork, so that the route does not tell
+		// which other documents exist; logged, because it is also what a
+		// schema whose artworks have another type looks like.
+		c.log.WarnContext(ctx, "checkout of a document that is not an artwork refused (answered 404): if this is one of the shop's artworks, set SOLDOUT_ARTWORK_TYPE to its type",
+			"artwork_id", id, "type", t, "artwork_type", f.Type)
+		return stock.Product{}, stock.Errorf(stock.NotFound, "no artwork %s of type %q in dataset %s (the document is of type %q)", id, f.Type, c.dataset, t)
+	}
 	v, err := variantDoc{ID: id, IsAvailable: doc["isAvailable"]}.variant()
 	if err != nil {
 		return stock.Product{}, err
@@ -127,8 +133,9 @@ func (c *Client) imageURL(raw json.RawMessage) string {
 	return "https://cdn.sanity.io/images/" + c.project + "/" + c.dataset + "/" + m[1] + "." + m[2]
 }
 
-// hasType reports whether doc's _type is typ.
-func hasType(doc map[string]json.RawMessage, typ string) bool {
+// docType is doc's _type, "" when it has none.
+func docType(doc map[string]json.RawMessage) string {
 	var t string
-	return json.Unmarshal(doc["_type"], &t) == nil && t == typ
+	_ = json.Unmarshal(doc["_type"], &t) // anything but a string reads as none
+	return t
 }

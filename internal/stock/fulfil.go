@@ -607,9 +607,9 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 		if active == nil && len(fellows) == 0 {
 			log.Warn("the delayed payment of a double-sale buyer failed: nothing is owed, but nobody holds this artwork any more and it may still be marked unavailable; make it available in the Studio if it is for sale")
 		}
-		if active != nil {
-			fellows = append(fellows, *active)
-		}
+		// The hold this buyer waited for is not recorded: its own release,
+		// were it deciding now, records this row (it keeps the piece for
+		// this buyer), and the two records conflict there.
 		dependOn(settled, fellows...)
 		f.markReleased(ev, *own, settled)
 		return OutcomeReleased, nil
