@@ -3,8 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"time"
@@ -126,11 +124,7 @@ func fulfil(cfg Config, w http.ResponseWriter, r *http.Request) (string, int) {
 	}
 	if err != nil {
 		status := writePublicError(w, err)
-		level := slog.LevelError
-		if errors.Is(err, stock.ErrBusy) {
-			level = slog.LevelWarn // another delivery is applying it right now
-		}
-		log.Log(ctx, level, "fulfil: session not applied; the webhook or the next request will", append(attrs, "status", status, "code", stock.ErrorCode(err), "err", err)...)
+		log.Log(ctx, notAppliedLevel(err), "fulfil: session not applied; the webhook or the next request will", append(attrs, "status", status, "code", stock.ErrorCode(err), "err", err)...)
 		return string(stock.OutcomeFailed), status
 	}
 	artworks := res.Artworks

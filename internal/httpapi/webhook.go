@@ -75,10 +75,7 @@ func handleWebhook(cfg Config) http.Handler {
 		}
 		msg := "event processed"
 		if err != nil {
-			level, msg = slog.LevelError, "event not applied; Stripe will retry"
-			if errors.Is(err, stock.ErrBusy) {
-				level = slog.LevelWarn // another replica is on it: nothing to do
-			}
+			level, msg = notAppliedLevel(err), "event not applied; Stripe will retry"
 			attrs = append(attrs, "code", stock.ErrorCode(err), "err", err)
 		}
 		log.Log(ctx, level, msg, attrs...)
@@ -110,4 +107,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // outcome and writing the answer.
 func processingBudget(budget time.Duration) time.Duration {
 	return max(budget-time.Second, budget/2)
+}
+
+// notAppliedLevel is the level of the line saying an event was not applied:
+// ERROR, unless nothing is wrong and a retry settles it by itself.
+func notAppliedLevel(err error) slog.Level {
+	switch {
+	case errors.Is(err, stock.ErrBusy): // another process is on it, or a claim left by a restart expires
+		return slog.LevelWarn
+	case errors.Is(err, stock.ErrPaced): // a burst of sales, spread out by the retries
+		return slog.LevelWarn
+	}
+	return slog.LevelError
 }

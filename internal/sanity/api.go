@@ -54,6 +54,13 @@ type MutateResult struct {
 	Results       []MutateItem `json:"results"`
 }
 
+func (r *MutateResult) missing() string {
+	if r.TransactionID == "" {
+		return "transactionId"
+	}
+	return ""
+}
+
 // MutateItem is the effect on one document: operation is "create",
 // "update", "delete" or "none".
 type MutateItem struct {
@@ -67,6 +74,13 @@ type docResponse[T any] struct {
 		ID     string `json:"id"`
 		Reason string `json:"reason"`
 	} `json:"omitted"`
+}
+
+func (r *docResponse[T]) missing() string {
+	if r.Documents == nil { // "documents": [] decodes to an empty slice
+		return "documents"
+	}
+	return ""
 }
 
 // Documents reads documents by id from the strongly consistent doc
@@ -134,7 +148,7 @@ func (c *Client) Query(ctx context.Context, groq string, params map[string]any, 
 func (c *Client) query(ctx context.Context, groq string, params []queryParam, perspective string, out any) error {
 	var target *queryResponse
 	if out != nil {
-		target = &queryResponse{Result: out}
+		target = &queryResponse{Result: result{into: out}}
 	}
 	var b strings.Builder
 	b.Grow(len(c.queryURL) + 2*len(groq) + 64)
@@ -183,10 +197,28 @@ func (c *Client) query(ctx context.Context, groq string, params []queryParam, pe
 	return nil
 }
 
-// queryResponse decodes "result" straight into the caller's value: a
-// non-nil pointer in an interface field is decoded into, not replaced.
+// queryResponse decodes "result" straight into the caller's value.
 type queryResponse struct {
-	Result any `json:"result"`
+	Result result `json:"result"`
+}
+
+func (r *queryResponse) missing() string {
+	if !r.Result.seen {
+		return "result"
+	}
+	return ""
+}
+
+// result decodes into into and notes that the key was there (a null
+// result, of a query that matched nothing, included).
+type result struct {
+	into any
+	seen bool
+}
+
+func (r *result) UnmarshalJSON(b []byte) error {
+	r.seen = true
+	return json.Unmarshal(b, r.into)
 }
 
 // Mutate commits one transaction. A transaction id that already committed is

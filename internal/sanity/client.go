@@ -87,7 +87,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Observe, when set, is called after every HTTP attempt with endpoint
 	// "doc", "query" or "mutate", a result of "ok", "4xx", "409", "429",
-	// "5xx", "network" or "bad_response" (an undecodable 2xx), and the
+	// "5xx", "network" or "bad_response" (a 2xx that is not Sanity's
+	// answer), and the
 	// attempt's duration; and with result "retry" and the backoff delay
 	// each time a retry is scheduled.
 	Observe func(endpoint, result string, d time.Duration)
@@ -343,8 +344,18 @@ func (c *Client) send(ctx context.Context, endpoint, method, target string, body
 		if out == nil {
 			return nil
 		}
+		// A 2xx that is not Sanity's answer (a proxy's HTML page, an empty
+		// object) is no statement about the dataset: read as "nothing
+		// there", it would let a sale or a release answer 200 with Sanity
+		// left wrong. The event fails instead, and its next delivery reads
+		// again (a write that did commit is recognised by its revision).
 		if err := json.Unmarshal(buf.Bytes(), out); err != nil {
-			return stock.Wrap(stock.Internal, err, "sanity %s: decoding the response", endpoint)
+			return stock.Wrap(stock.Unavailable, err, "sanity %s: answered %d with a body that is not Sanity's JSON (a proxy in between?)", endpoint, resp.StatusCode)
+		}
+		if a, ok := out.(answer); ok {
+			if key := a.missing(); key != "" {
+				return stock.Errorf(stock.Unavailable, "sanity %s: answered %d without %q: not Sanity's answer (a proxy in between?)", endpoint, resp.StatusCode, key)
+			}
 		}
 		return nil
 	}
@@ -352,6 +363,12 @@ func (c *Client) send(ctx context.Context, endpoint, method, target string, body
 }
 
 var jsonContentType = []string{"application/json"}
+
+// answer is a 2xx body that can tell whether it has the key Sanity always
+// sends for its endpoint.
+type answer interface {
+	missing() string // the absent key, or ""
+}
 
 func retryable(err error) bool {
 	var ae *APIError

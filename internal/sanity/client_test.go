@@ -424,11 +424,38 @@ func TestErrorClassification(t *testing.T) {
 		}
 	})
 
-	t.Run("undecodable success", func(t *testing.T) {
-		h := &canned{status: 200, body: `{"documents":`}
-		c := cannedClient(t, h)
-		if _, err := c.Draft(t.Context(), "X"); stock.ErrorCode(err) != stock.Internal || h.calls.Load() != 1 {
-			t.Errorf("err = %v after %d requests", err, h.calls.Load())
+	// A 2xx that is not Sanity's answer says nothing about the dataset:
+	// "nothing there" would let a sale or a release answer 200 with Sanity
+	// left wrong. It is Unavailable (Stripe retries the event), counted as
+	// bad_response, and not retried in place.
+	for _, tt := range []struct {
+		name, body string
+		call       func(c *sanity.Client) error
+	}{
+		{"undecodable doc answer", `{"documents":`, func(c *sanity.Client) error { _, err := c.Draft(t.Context(), "X"); return err }},
+		{"a proxy's HTML page", `<html><body>OK</body></html>`, func(c *sanity.Client) error { _, err := c.Draft(t.Context(), "X"); return err }},
+		{"doc answer without documents", `{}`, func(c *sanity.Client) error { _, err := c.Documents(t.Context(), "X"); return err }},
+		{"query answer without result", `{"ms":1}`, func(c *sanity.Client) error {
+			var out []map[string]any
+			return c.Query(t.Context(), `*[_id == $id]`, map[string]any{"id": "X"}, "raw", &out)
+		}},
+		{"mutate answer without transactionId", `{}`, func(c *sanity.Client) error {
+			_, err := c.Mutate(t.Context(), sanity.MutateRequest{TransactionID: "tx-1", Mutations: []sanity.Mutation{{Patch: &sanity.Patch{ID: "X", Set: map[string]any{"a": 1}}}}})
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &canned{status: 200, body: tt.body}
+			if err := tt.call(cannedClient(t, h)); stock.ErrorCode(err) != stock.Unavailable || h.calls.Load() != 1 {
+				t.Errorf("err = %v after %d requests, want unavailable after 1", err, h.calls.Load())
+			}
+		})
+	}
+	t.Run("a query that matched nothing", func(t *testing.T) {
+		var out *map[string]any
+		c := cannedClient(t, &canned{status: 200, body: `{"ms":1,"result":null}`})
+		if err := c.Query(t.Context(), `*[_id == $id][0]`, map[string]any{"id": "X"}, "raw", &out); err != nil || out != nil {
+			t.Errorf("err = %v, out = %v", err, out)
 		}
 	})
 }

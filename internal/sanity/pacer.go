@@ -83,7 +83,7 @@ func (p *pacer) wait(ctx context.Context) error {
 		now := time.Now()
 		at, ok := p.reserve(now, latest)
 		if !ok {
-			return stock.Errorf(stock.Unavailable, "sanity mutate: rate limited until %s, past the request deadline", at.Format(time.RFC3339Nano))
+			return p.tooLate(now, at)
 		}
 		if d := at.Sub(now); d > 0 {
 			if err := sleep(ctx, d); err != nil {
@@ -96,6 +96,21 @@ func (p *pacer) wait(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// tooLate says why no slot before the deadline was free: Sanity's own rate
+// limit, which an operator should look into if it lasts, or soldout's
+// pacing of a burst of sales, which Stripe's retries spread out by
+// themselves.
+func (p *pacer) tooLate(now, at time.Time) error {
+	p.mu.Lock()
+	paused := p.paused.After(now)
+	p.mu.Unlock()
+	if paused {
+		return stock.Errorf(stock.Unavailable, "sanity mutate: Sanity's rate limit (a 429 or ratelimit-remaining: 0) pauses writes until about %s, past the request deadline", at.Format(time.RFC3339Nano))
+	}
+	return stock.Wrap(stock.Unavailable, stock.ErrPaced, "sanity mutate: soldout's own pacing (SOLDOUT_SANITY_RATE, %.3g writes a second) has no slot before the request deadline; the next delivery gets one",
+		float64(time.Second)/float64(p.interval))
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

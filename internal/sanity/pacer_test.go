@@ -2,10 +2,12 @@ package sanity
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,5 +220,19 @@ func TestParseAPIError(t *testing.T) {
 				t.Errorf("%s: item %+v, want %+v", tt.name, got.Items[i], tt.want.Items[i])
 			}
 		}
+	}
+}
+
+// TestTooLateSaysWhose: a refused slot names what is in the way, Sanity's
+// rate limit or soldout's own pacing of a burst, since an operator acts on
+// the first and not on the second.
+func TestTooLateSaysWhose(t *testing.T) {
+	p := newPacer(25)
+	if err := p.tooLate(at(0), at(900)); stock.ErrorCode(err) != stock.Unavailable || !errors.Is(err, stock.ErrPaced) || !strings.Contains(err.Error(), "SOLDOUT_SANITY_RATE, 25 writes a second") {
+		t.Errorf("own pacing: %v", err)
+	}
+	p.pause(at(2000))
+	if err := p.tooLate(at(0), at(2000)); !strings.Contains(err.Error(), "Sanity's rate limit") || errors.Is(err, stock.ErrPaced) {
+		t.Errorf("Sanity's pause: %v", err)
 	}
 }

@@ -89,7 +89,10 @@ var (
 	ErrSaleExists = errors.New("sale already recorded for this session")
 	// ErrBusy: another process holds a live lease on the sale; the caller
 	// should come back later (Stripe retries).
-	ErrBusy = errors.New("another soldout process is applying this sale")
+	ErrBusy = errors.New("another soldout process is applying this sale, or this one was before a restart (its claim lasts SOLDOUT_LEASE_TTL)")
+	// ErrPaced: soldout's own pacing of Sanity writes had no slot in time, a
+	// burst of sales; the next delivery gets one.
+	ErrPaced = errors.New("more sales at once than the Sanity write rate lets through in the time budget")
 	// ErrStale: a compare-and-set on a journal row lost against another writer.
 	ErrStale = errors.New("journal row changed by another writer")
 )

@@ -634,7 +634,7 @@ func (f *Fulfiller) releaseOwn(ctx context.Context, ev Event, id string, sales [
 	out := OutcomeReleased
 	switch waiting := waitingFor(sales, *own); {
 	case pub == nil:
-		// Deleted: nothing to give back.
+		log.Warn("delayed payment failed, but the artwork no longer exists in Sanity: released in the journal, nothing to give back; if it was deleted by mistake, restore it and check isAvailable")
 	case len(waiting) > 0:
 		// Another buyer checked it out while it was held: re-offering it
 		// would sell it a third time. What is offered now (an earlier

@@ -615,3 +615,20 @@ func (j *beforeFinish) FinishEvent(ctx context.Context, eventID string, outcome 
 	j.run()
 	return j.Journal.FinishEvent(ctx, eventID, outcome, detail, lastError, at, settled...)
 }
+
+// A hold whose artwork was deleted from Sanity meanwhile: the failure is
+// recorded, and the operator hears that there was nothing to give back.
+func TestReleaseOfADeletedArtworkSaysSo(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1")
+	f := e.fulfiller("p1")
+	e.mustHandle(f, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+	e.lake.Delete("a1")
+	e.mustHandle(f, event("evt_2", stock.CheckoutAsyncFailed, "cs_A", "", "a1"), stock.OutcomeReleased)
+	if got := e.sale("a1", "cs_A").State; got != stock.SaleReleased {
+		t.Errorf("sale: %s, want released", got)
+	}
+	if len(e.logs.lines(slog.LevelWarn, "no longer exists in Sanity")) != 1 {
+		t.Error("the release of a deleted artwork is not logged")
+	}
+}
