@@ -67,7 +67,7 @@ func TestOpenRejects(t *testing.T) {
 // the package comment promises.
 func TestSQLiteSettings(t *testing.T) {
 	d := open(t, sqliteURL(t))
-	want := map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": busyTimeout}
+	want := map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": busyTimeout, "page_size": "2048"}
 	err := d.write(context.Background(), func(ctx context.Context) error {
 		for pragma, v := range want {
 			var got string
@@ -107,4 +107,28 @@ func TestMigrationNames(t *testing.T) {
 			mustLoadMigrations(files)
 		}()
 	}
+}
+
+// A journal created with SQLite's default 4 KiB pages (by an earlier
+// soldout) opens as it is: the page size is fixed when a file is created.
+func TestOpenKeepsAnExistingPageSize(t *testing.T) {
+	url := sqliteURL(t)
+	_, dsn, err := parseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := openSQLitePool(dsn + "?_pragma=page_size(4096)&_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec("CREATE TABLE before_soldout (x)"); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	d := open(t, url)
+	var size int
+	if err := d.read.QueryRow("PRAGMA page_size").Scan(&size); err != nil || size != 4096 {
+		t.Errorf("page_size %d, %v; want the file's own 4096", size, err)
+	}
+	record(t, d, event("evt_old", stock.CheckoutCompleted, "cs_old", "art_old"), t0)
 }
