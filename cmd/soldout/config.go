@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"soldout/internal/httpapi"
+	"soldout/internal/stock"
 	"soldout/internal/stripehook"
 )
 
@@ -44,6 +45,10 @@ type config struct {
 	Budget         time.Duration
 	SanityRate     float64
 	LeaseTTL       time.Duration // SOLDOUT_LEASE_TTL, see lease.go
+
+	// StripeMode is the mode events must be of: SOLDOUT_STRIPE_MODE, else
+	// the key's; any when neither says.
+	StripeMode stock.StripeMode
 
 	// Optional features.
 	StripeSecretKey string // STRIPE_SECRET_KEY: reconcile, /api/fulfil, /api/checkout
@@ -162,6 +167,10 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 	}
 
 	c.StripeSecretKey = strings.TrimSpace(getenv("STRIPE_SECRET_KEY"))
+	var modeErr string
+	if c.StripeMode, modeErr = stripeMode(env("SOLDOUT_STRIPE_MODE", ""), c.StripeSecretKey); modeErr != "" {
+		bad = append(bad, modeErr)
+	}
 	c.StripeAPIBase = env("STRIPE_API_BASE", "")
 	if c.StripeAPIBase != "" && !isBaseURL(c.StripeAPIBase) {
 		bad = append(bad, fmt.Sprintf("STRIPE_API_BASE=%q: a base URL such as http://127.0.0.1:12111, without a path", c.StripeAPIBase))
@@ -263,6 +272,29 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 }
 
 // isBaseURL accepts http(s)://host[:port] with nothing after it.
+// stripeMode reads SOLDOUT_STRIPE_MODE, or else tells the mode from the
+// key's prefix (sk_live_, rk_test_…). It returns a message for configError
+// when the two disagree or the setting is not a mode.
+func stripeMode(setting, key string) (stock.StripeMode, string) {
+	var fromKey stock.StripeMode
+	switch {
+	case strings.HasPrefix(key, "sk_live_"), strings.HasPrefix(key, "rk_live_"):
+		fromKey = stock.ModeLive
+	case strings.HasPrefix(key, "sk_test_"), strings.HasPrefix(key, "rk_test_"):
+		fromKey = stock.ModeTest
+	}
+	mode := stock.StripeMode(setting)
+	switch {
+	case setting == "":
+		return fromKey, ""
+	case mode != stock.ModeTest && mode != stock.ModeLive:
+		return "", fmt.Sprintf("SOLDOUT_STRIPE_MODE=%q: test or live", setting)
+	case fromKey != "" && fromKey != mode:
+		return "", fmt.Sprintf("SOLDOUT_STRIPE_MODE=%s, but STRIPE_SECRET_KEY is a %s-mode key: use the key and the endpoint secret of one mode", setting, fromKey)
+	}
+	return mode, ""
+}
+
 func isBaseURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.User == nil

@@ -238,6 +238,8 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"bad host", map[string]string{"SANITY_API_HOST": "ftp://x"}, []string{"SANITY_API_HOST"}, nil},
 		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}, nil},
 		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}, nil},
+		{"not a Stripe mode", map[string]string{"SOLDOUT_STRIPE_MODE": "prod"}, []string{"SOLDOUT_STRIPE_MODE", "test or live"}, nil},
+		{"a mode against the key's", map[string]string{"SOLDOUT_STRIPE_MODE": "live", "STRIPE_SECRET_KEY": "sk_test_4eC39HqLyjWDarjtT1zdp7dc"}, []string{"SOLDOUT_STRIPE_MODE", "test-mode key"}, nil},
 		{"reservation without a margin over Stripe's minimum", map[string]string{"SOLDOUT_RESERVATION_TTL": "30m"}, []string{"SOLDOUT_RESERVATION_TTL", "31m"}, nil},
 		{"lease within the budget", map[string]string{"SOLDOUT_TIME_BUDGET": "8s", "SOLDOUT_LEASE_TTL": "5s"}, []string{"SOLDOUT_LEASE_TTL", "time budget"}, nil},
 		{"lease without room for clock skew", map[string]string{"SOLDOUT_TIME_BUDGET": "8s", "SOLDOUT_LEASE_TTL": "8500ms"}, []string{"SOLDOUT_LEASE_TTL", "at least 1s longer", "clock"}, nil},
@@ -317,6 +319,25 @@ func TestDemo(t *testing.T) {
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("final state lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestStripeMode(t *testing.T) {
+	for _, tt := range []struct {
+		setting, key string
+		want         stock.StripeMode
+	}{
+		{"", "", stock.ModeAny},
+		{"", "sk_live_abc", stock.ModeLive},
+		{"", "rk_live_abc", stock.ModeLive},
+		{"", "sk_test_abc", stock.ModeTest},
+		{"", "rk_test_abc", stock.ModeTest},
+		{"live", "", stock.ModeLive},
+		{"test", "sk_test_abc", stock.ModeTest},
+	} {
+		if got, bad := stripeMode(tt.setting, tt.key); got != tt.want || bad != "" {
+			t.Errorf("stripeMode(%q, %q) = %q, %q; want %q", tt.setting, tt.key, got, bad, tt.want)
 		}
 	}
 }

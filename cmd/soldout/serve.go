@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -76,7 +77,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, observe func(end
 		catalog: catalog,
 		fulfiller: &stock.Fulfiller{
 			Catalog: catalog, Journal: db, Logger: log, Owner: processOwner(), LeaseTTL: cfg.LeaseTTL,
-			Reservations: reservationsFor(cfg, db),
+			Reservations: reservationsFor(cfg, db), Mode: cfg.StripeMode,
 		},
 	}, nil
 }
@@ -164,7 +165,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 		"addr", ln.Addr().String(), "journal", a.journal.Kind(),
 		"sanity_dataset", cfg.Sanity.Dataset, "sanity_api_version", cfg.Sanity.APIVersion,
 		"webhook_secrets", len(cfg.WebhookSecrets), "time_budget", cfg.Budget.String(),
-		"fulfil_route", onOff(stripeClient != nil),
+		"fulfil_route", onOff(stripeClient != nil), "stripe_mode", cmp.Or(string(cfg.StripeMode), "any (set STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE to refuse the other mode's events)"),
 	}
 	if metricsSrv != nil {
 		attrs = append(attrs, "metrics_addr", metricsSrv.Addr)

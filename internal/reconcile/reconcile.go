@@ -87,7 +87,7 @@ func (f Finding) event(now time.Time) (stock.Event, error) {
 	return stripehook.Decode(stripehook.Sample{
 		EventID: f.eventKey() + ":" + now.UTC().Format(stampFormat), Type: f.eventType, SessionID: s.ID, PaymentStatus: s.PaymentStatus,
 		ArtworkIDs: s.Stock().ArtworkIDs, Email: s.Email, AmountTotal: s.AmountTotal, Currency: s.Currency,
-		Created: now,
+		Created: now, Livemode: s.Livemode, APIVersion: stripeapi.APIVersion,
 	}.JSON())
 }
 

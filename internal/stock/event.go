@@ -96,3 +96,17 @@ func ValidArtworkID(id string) bool {
 	}
 	return true
 }
+
+// StripeMode is test or live: which of Stripe's two worlds a shop's events
+// come from.
+type StripeMode string
+
+// Stripe modes; ModeAny accepts events of both.
+const (
+	ModeAny  StripeMode = ""
+	ModeTest StripeMode = "test"
+	ModeLive StripeMode = "live"
+)
+
+// Live reports whether m is live mode.
+func (m StripeMode) Live() bool { return m == ModeLive }

@@ -51,6 +51,11 @@ type Fulfiller struct {
 	// Reservations, when set, are ended by their sessions' events
 	// (checkout with reservation, see reserve.go); nil turns that off.
 	Reservations Reservations
+	// Mode, when set, is the Stripe mode of the shop: events of the other
+	// mode are ignored. A test endpoint pointed at production, or a test
+	// secret added beside the live one, would otherwise let a test checkout
+	// withdraw a real piece.
+	Mode StripeMode
 
 	locks keyedLocks
 }
@@ -171,6 +176,11 @@ func (f *Fulfiller) actionFor(ev Event) action {
 // for Handle to write with the outcome. first says that this is the
 // event's first delivery.
 func (f *Fulfiller) process(ctx context.Context, ev Event, first bool, settled *[]Sale) (Result, error) {
+	if f.Mode != ModeAny && f.Mode.Live() != ev.Livemode {
+		f.Logger.Warn("event of the other Stripe mode ignored: nothing changed; a test-mode endpoint or secret points at a live soldout, or the reverse: give each mode its own soldout, and its own endpoint secret",
+			"event_id", ev.ID, "type", ev.Type, "session_id", ev.Session.ID, "livemode", ev.Livemode, "mode", string(f.Mode))
+		return Result{Outcome: OutcomeIgnored}, nil
+	}
 	act := f.actionFor(ev)
 	if act == actNone {
 		return Result{Outcome: OutcomeIgnored}, nil

@@ -891,3 +891,37 @@ func TestLiveLeaseOfAnotherProcessIsNotOverridden(t *testing.T) {
 		t.Fatalf("err = %v, want busy", err)
 	}
 }
+
+// TestEventsOfTheOtherStripeMode: a test checkout must not withdraw a piece
+// from a live shop (a test endpoint pointed at production, a test secret
+// beside the live one), nor the reverse; without a mode, both are taken.
+func TestEventsOfTheOtherStripeMode(t *testing.T) {
+	for _, tt := range []struct {
+		mode     stock.StripeMode
+		livemode bool
+		want     stock.Outcome
+	}{
+		{stock.ModeLive, false, stock.OutcomeIgnored},
+		{stock.ModeTest, true, stock.OutcomeIgnored},
+		{stock.ModeLive, true, stock.OutcomeSold},
+		{stock.ModeTest, false, stock.OutcomeSold},
+		{stock.ModeAny, true, stock.OutcomeSold},
+		{stock.ModeAny, false, stock.OutcomeSold},
+	} {
+		t.Run(fmt.Sprintf("%q shop, livemode %v", tt.mode, tt.livemode), func(t *testing.T) {
+			e := newEnv(t)
+			e.artwork("a1")
+			f := e.fulfiller("p1")
+			f.Mode = tt.mode
+			ev := paid("evt_1", "cs_1", "a1")
+			ev.Livemode = tt.livemode
+			e.mustHandle(f, ev, tt.want)
+			if sold := e.available("a1") == "false"; sold != (tt.want == stock.OutcomeSold) {
+				t.Errorf("isAvailable %s after %s", e.available("a1"), tt.want)
+			}
+			if warned := len(e.logs.lines(slog.LevelWarn, "other Stripe mode")) == 1; warned != (tt.want == stock.OutcomeIgnored) {
+				t.Errorf("warned %v for %s", warned, tt.want)
+			}
+		})
+	}
+}

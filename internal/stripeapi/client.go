@@ -55,6 +55,10 @@ var (
 	sessionIDPattern = regexp.MustCompile(`^cs_[A-Za-z0-9_]{1,250}$`)
 )
 
+// APIVersion is the Stripe API version stripe-go pins, and so the shape of
+// every object soldout reads from Stripe.
+const APIVersion = stripe.APIVersion
+
 const keyHelp = "copy the secret key (sk_live_… or sk_test_…) or a restricted key (rk_…) from Stripe Dashboard → Developers → API keys"
 
 // New validates cfg and returns a Client. Error messages never contain the

@@ -1,6 +1,7 @@
 package stripehook
 
 import (
+	"cmp"
 	"encoding/json"
 	"strings"
 	"time"
@@ -26,6 +27,8 @@ type Sample struct {
 	AmountTotal   int64
 	Currency      string
 	Created       time.Time
+	Livemode      bool
+	APIVersion    string // defaults to SampleAPIVersion
 }
 
 // JSON renders the event as Stripe would send it (the fields soldout reads,
@@ -65,11 +68,11 @@ func (s Sample) JSON() []byte {
 		"amount_total": s.AmountTotal, "currency": currency,
 		"customer_details": map[string]any{"email": s.Email},
 		"metadata":         metadata,
-		"livemode":         false,
+		"livemode":         s.Livemode,
 	}
 	ev := map[string]any{
 		"id": s.EventID, "object": "event", "type": s.Type,
-		"api_version": SampleAPIVersion, "created": created.Unix(), "livemode": false,
+		"api_version": cmp.Or(s.APIVersion, SampleAPIVersion), "created": created.Unix(), "livemode": s.Livemode,
 		"pending_webhooks": 1,
 		"data":             map[string]any{"object": session},
 	}
