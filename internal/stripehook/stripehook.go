@@ -124,12 +124,41 @@ type wireEvent struct {
 }
 
 type envelope struct {
-	ID         string `json:"id"`
-	Object     string `json:"object"`
-	Type       string `json:"type"`
-	Created    int64  `json:"created"`
-	Livemode   bool   `json:"livemode"`
-	APIVersion string `json:"api_version"`
+	ID         string    `json:"id"`
+	Object     string    `json:"object"`
+	Type       string    `json:"type"`
+	Created    eventTime `json:"created"`
+	Livemode   bool      `json:"livemode"`
+	APIVersion string    `json:"api_version"`
+}
+
+// Event objects: the snapshot events soldout acts on, and the thin events
+// of Stripe's event destinations, which carry no object to act on.
+const (
+	objectEvent     = "event"
+	objectThinEvent = "v2.core.event"
+)
+
+// eventTime is an event's created: unix seconds in a snapshot event, an
+// RFC 3339 string in a thin one.
+type eventTime struct{ time.Time }
+
+func (t *eventTime) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		var err error
+		t.Time, err = time.Parse(time.RFC3339Nano, s)
+		return err
+	}
+	var secs int64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return err
+	}
+	t.Time = time.Unix(secs, 0)
+	return nil
 }
 
 type wireSession struct {
@@ -148,13 +177,16 @@ type wireSession struct {
 
 // Decode reads a verified event body. Only checkout.session.* events have
 // their data.object read as a Checkout Session; for others Session is zero,
-// and their data.object may be anything.
+// and their data.object may be anything. A thin event (an event
+// destination's v2.core.event) decodes without a session too: signed by
+// Stripe, it is journaled and ignored rather than refused, which Stripe
+// would retry for days.
 func Decode(body []byte) (stock.Event, error) {
 	var w wireEvent
 	err := json.Unmarshal(body, &w)
 	var typeErr *json.UnmarshalTypeError
 	inObject := errors.As(err, &typeErr) && (typeErr.Field == "data.object" || strings.HasPrefix(typeErr.Field, "data.object."))
-	checkout := strings.HasPrefix(w.Type, "checkout.session.")
+	checkout := w.Object == objectEvent && strings.HasPrefix(w.Type, "checkout.session.")
 	switch {
 	case err == nil:
 	case inObject && checkout:
@@ -169,13 +201,13 @@ func Decode(body []byte) (stock.Event, error) {
 	default:
 		return stock.Event{}, stock.Wrap(stock.Invalid, err, "event body is not valid JSON")
 	}
-	if w.Object != "event" || w.ID == "" || w.Type == "" {
+	if w.Object != objectEvent && w.Object != objectThinEvent || w.ID == "" || w.Type == "" {
 		return stock.Event{}, stock.Errorf(stock.Invalid, "body is not a Stripe event (needs object \"event\", an id and a type)")
 	}
 	ev := stock.Event{
 		ID:         w.ID,
 		Type:       w.Type,
-		Created:    time.Unix(w.Created, 0).UTC(),
+		Created:    w.Created.UTC(),
 		Livemode:   w.Livemode,
 		APIVersion: w.APIVersion,
 		Payload:    body,

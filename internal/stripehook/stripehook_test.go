@@ -153,6 +153,12 @@ func TestDecode(t *testing.T) {
 			body: `{"id":"evt_7","object":"event","type":"x.y","created":1764000000,"data":{"object":"nonsense"}}`,
 			want: stock.Event{ID: "evt_7", Type: "x.y", Created: created},
 		},
+		{
+			name: "a thin event of an event destination",
+			body: `{"id":"evt_test_65R9","object":"v2.core.event","type":"v1.billing.meter.error_report_triggered","created":"2025-11-24T16:00:00.000Z","livemode":false,
+				"related_object":{"id":"mtr_1","type":"billing.meter","url":"/v1/billing/meters/mtr_1"},"reason":null,"context":null}`,
+			want: stock.Event{ID: "evt_test_65R9", Type: "v1.billing.meter.error_report_triggered", Created: time.Date(2025, 11, 24, 16, 0, 0, 0, time.UTC)},
+		},
 		{name: "envelope of the wrong type after a mismatch in another type's object",
 			body: `{"id":"evt_8","object":"event","type":"invoice.paid","data":{"object":{"status":7}},"created":"yesterday"}`, invalid: true},
 		{name: "envelope of the wrong type", body: `{"id":"evt_9","object":"event","type":"checkout.session.completed","created":"yesterday"}`, invalid: true},
