@@ -67,9 +67,9 @@ func handleFulfil(cfg Config) http.Handler {
 		// Each stage that answers without calling the next leaves its own
 		// outcome: the origin check (CORS, as for the storefront routes),
 		// then the per-client limit.
-		outcome, status := string(stock.Invalid), http.StatusBadRequest
+		outcome, status := string(stock.Invalid), statusFor(stock.Invalid)
 		allowOrigins(cfg.AllowedOrigins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			outcome, status = OutcomeRateLimited, http.StatusTooManyRequests
+			outcome, status = OutcomeRateLimited, statusFor(stock.RateLimited)
 			cfg.Limiter.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				outcome, status = fulfil(cfg, w, r)
 			})).ServeHTTP(w, r)

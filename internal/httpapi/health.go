@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"soldout/internal/stock"
 )
 
 func handleHealthz() http.Handler {
@@ -35,7 +37,7 @@ func handleReadyz(journal Pinger, sanity *SanityContact) http.Handler {
 		defer cancel()
 		if err := journal.Ping(ctx); err != nil {
 			body.Status, body.Error = "journal unavailable", err.Error()
-			writeJSON(w, http.StatusServiceUnavailable, body)
+			writeJSON(w, statusFor(stock.Unavailable), body)
 			return
 		}
 		body.Status = "ready"

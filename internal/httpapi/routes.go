@@ -3,6 +3,8 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+
+	"soldout/internal/stock"
 )
 
 // addRoutes is soldout's whole HTTP API on one screen.
@@ -36,7 +38,9 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 
 // methodNotAllowed logs what it refuses: Stripe only POSTs, so a GET on the
 // webhook is someone checking the URL by hand or a misrouted probe, and the
-// operator looking for why nothing was sold should see it.
+// operator looking for why nothing was sold should see it. A wrong method is
+// HTTP's own matter, not one of soldout's error codes: it is answered here,
+// outside statusFor.
 func methodNotAllowed(log *slog.Logger, allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log.Info(r.Method+" "+r.URL.Path+" refused with 405: this route only takes "+allow, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
@@ -49,6 +53,6 @@ func methodNotAllowed(log *slog.Logger, allow string) http.Handler {
 // storefront developer reads why instead of a bare 404.
 func routeOff(why string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: why, Code: "route_off"})
+		writeError(w, stock.Errorf(stock.NotFound, "%s", why))
 	})
 }

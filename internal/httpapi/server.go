@@ -1,6 +1,7 @@
 // Package httpapi is soldout's HTTP surface: the Stripe webhook, the
-// success page's fulfilment route and the health probes. A webhook reads top to bottom: read → verify → decode →
-// fulfil (stock) → answer.
+// success page's fulfilment route, the storefront's checkout and
+// availability routes, and the health probes. A webhook reads top to
+// bottom: read → verify → decode → fulfil (stock) → answer.
 package httpapi
 
 import (

@@ -28,7 +28,7 @@ func handleWebhook(cfg Config) http.Handler {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				log.Warn("webhook body over 1 MiB refused: not a Stripe event", "remote", r.RemoteAddr)
+				log.Warn("webhook body over the limit refused: not a Stripe event", "limit_bytes", MaxBodyBytes, "remote", r.RemoteAddr)
 				status = writeError(w, stock.Errorf(stock.TooLarge, "body larger than %d bytes", MaxBodyBytes))
 				return
 			}
@@ -44,7 +44,8 @@ func handleWebhook(cfg Config) http.Handler {
 			}
 			log.Warn("webhook signature refused: "+err.Error(), "reason", reason, "remote", r.RemoteAddr)
 			cfg.Observer.SignatureFailure(reason)
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error(), Code: reason})
+			// Invalid, with the reason as the code: the sender reads why.
+			writeJSON(w, statusFor(stock.Invalid), errorBody{Error: err.Error(), Code: reason})
 			return
 		}
 		ev, err := stripehook.Decode(body)

@@ -39,7 +39,7 @@ func (o observedJournal) check(ctx context.Context, op string, err error) error 
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return err
 	}
-	o.m.JournalError(op)
+	o.m.journalError(op)
 	return err
 }
 

@@ -42,10 +42,11 @@ type Metrics struct {
 	journalErrors     *prometheus.CounterVec
 }
 
-// failedStatuses are the answers to an event the pipeline could not apply
-// that the alerts watch: a person is needed (500), Sanity refused or failed
-// (502), soldout or Sanity is unavailable for now (503).
-var failedStatuses = []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable}
+// failedStatuses are the answers to an event the pipeline could not apply:
+// Sanity refused the write with a conflict (409), a person is needed (500),
+// Sanity or the journal is unavailable for now (503). The webhook calls no
+// Stripe API, so it never answers 502.
+var failedStatuses = []int{http.StatusConflict, http.StatusInternalServerError, http.StatusServiceUnavailable}
 
 // countTimeout bounds the journal query a scrape makes.
 const countTimeout = 2 * time.Second
@@ -185,8 +186,8 @@ func (m *Metrics) SanityRequest(endpoint, result string, d time.Duration) {
 // DoubleSale counts a recorded double sale.
 func (m *Metrics) DoubleSale() { m.doubleSales.Inc() }
 
-// JournalError counts a failed journal call of operation op.
-func (m *Metrics) JournalError(op string) { m.journalErrors.WithLabelValues(op).Inc() }
+// journalError counts a failed journal call of operation op.
+func (m *Metrics) journalError(op string) { m.journalErrors.WithLabelValues(op).Inc() }
 
 // heldCollector asks the journal, at each scrape, how many artworks are held
 // for a delayed payment. A gauge computed from the journal is right across

@@ -151,6 +151,8 @@ type CheckoutSessions interface {
 	CreateSession(ctx context.Context, req CheckoutRequest) (CheckoutSession, error)
 	// Session retrieves one; a NotFound error when Stripe has no such session.
 	Session(ctx context.Context, id string) (CheckoutSession, error)
+	// ExpireSession ends an open session, so that nobody can pay it.
+	ExpireSession(ctx context.Context, id string) error
 }
 
 // Checkout opens a Stripe Checkout Session for one artwork while holding it
@@ -217,11 +219,26 @@ func (c *Checkout) Start(ctx context.Context, artworkID string) (CheckoutSession
 		return CheckoutSession{}, Wrap(Upstream, err, "Stripe did not open a checkout for artwork %s, which stays available; try again", artworkID)
 	}
 	if err := c.Reservations.SetReservationSession(ctx, artworkID, r.ClaimID, s.ID, c.now()); err != nil {
-		// Nobody has the session's link, so nobody can pay through it.
+		// Nobody has the session's link, so nobody can pay through it; it
+		// is expired all the same, so that no completion of it can ever
+		// come for a piece offered again.
+		c.expire(ctx, artworkID, s.ID)
 		c.release(ctx, r)
 		return CheckoutSession{}, err
 	}
 	return s, nil
+}
+
+// expire ends a session nobody was given, even if the caller has gone. If
+// Stripe refuses, the session still lapses by itself at its expires_at, and
+// its link was never handed out.
+func (c *Checkout) expire(ctx context.Context, artworkID, sessionID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), journalWriteTimeout)
+	defer cancel()
+	if err := c.Sessions.ExpireSession(ctx, sessionID); err != nil {
+		c.Logger.Warn("could not expire a Checkout Session nobody was given: it lapses by itself at its expires_at",
+			"artwork_id", artworkID, "session_id", sessionID, "err", err)
+	}
 }
 
 // product reads the artwork; an id from a browser that is not a published
@@ -309,8 +326,8 @@ func (c *Checkout) claim(ctx context.Context, id string, now time.Time) (Reserva
 	return Reservation{}, Errorf(Unavailable, "artwork %s: its reservation kept changing; try again", id)
 }
 
-// journalWriteTimeout bounds a reservation write that runs on after its
-// caller has gone.
+// journalWriteTimeout bounds a reservation write (or the expiry of a session
+// nobody was given) that runs on after its caller has gone.
 const journalWriteTimeout = 2 * time.Second
 
 // release gives the artwork back at once, even if the caller has gone.

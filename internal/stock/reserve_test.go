@@ -161,25 +161,32 @@ func (attachFails) SetReservationSession(context.Context, string, string, string
 	return stock.Errorf(stock.Unavailable, "journal down")
 }
 
-// oneSession opens the same session for every request.
-type oneSession struct{}
+// oneSession opens the same session for every request, and notes the
+// sessions expired.
+type oneSession struct{ expired []string }
 
-func (oneSession) CreateSession(_ context.Context, r stock.CheckoutRequest) (stock.CheckoutSession, error) {
+func (*oneSession) CreateSession(_ context.Context, r stock.CheckoutRequest) (stock.CheckoutSession, error) {
 	return stock.CheckoutSession{ID: "cs_1", URL: "https://checkout.stripe.com/c/pay/cs_1", Status: stock.SessionOpen, ExpiresAt: r.ExpiresAt}, nil
 }
 
-func (oneSession) Session(context.Context, string) (stock.CheckoutSession, error) {
+func (*oneSession) Session(context.Context, string) (stock.CheckoutSession, error) {
 	return stock.CheckoutSession{}, errors.ErrUnsupported
 }
 
-// A session whose claim could not be recorded is never handed out, and the
-// artwork is free again at once.
+func (s *oneSession) ExpireSession(_ context.Context, id string) error {
+	s.expired = append(s.expired, id)
+	return nil
+}
+
+// A session whose claim could not be recorded is never handed out, it is
+// expired at Stripe, and the artwork is free again at once.
 func TestCheckoutWithoutItsRecordReleases(t *testing.T) {
 	e := newEnv(t)
 	e.artwork("a1", map[string]any{"price": 100})
+	sessions := &oneSession{}
 	c := &stock.Checkout{
 		Products:     e.catalog(token).Products(sanity.ProductFields{Type: "artwork", Title: "title", Price: "price", Currency: "currency"}),
-		Sessions:     oneSession{},
+		Sessions:     sessions,
 		Reservations: attachFails{e.journal},
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		TTL:          31 * time.Minute, DefaultCurrency: "eur", Now: e.clock,
@@ -189,6 +196,9 @@ func TestCheckoutWithoutItsRecordReleases(t *testing.T) {
 	}
 	if e.reservationState("a1") != stock.ReservationReleased {
 		t.Errorf("reservation %s, want released", e.reservationState("a1"))
+	}
+	if len(sessions.expired) != 1 || sessions.expired[0] != "cs_1" {
+		t.Errorf("sessions expired: %v, want the one nobody was given", sessions.expired)
 	}
 }
 
@@ -209,6 +219,8 @@ func (a *afterRead) Product(ctx context.Context, id string) (stock.Product, erro
 
 // openedSessions opens a Checkout Session for every request and counts them.
 type openedSessions struct{ n int }
+
+func (*openedSessions) ExpireSession(context.Context, string) error { return nil }
 
 func (s *openedSessions) CreateSession(_ context.Context, r stock.CheckoutRequest) (stock.CheckoutSession, error) {
 	s.n++

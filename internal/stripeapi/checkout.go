@@ -34,6 +34,12 @@ func (c Checkout) Session(ctx context.Context, id string) (stock.CheckoutSession
 	return checkoutSession(s), err
 }
 
+// ExpireSession implements stock.CheckoutSessions.
+func (c Checkout) ExpireSession(ctx context.Context, id string) error {
+	_, err := c.Client.ExpireSession(ctx, id)
+	return err
+}
+
 func checkoutSession(s Session) stock.CheckoutSession {
 	return stock.CheckoutSession{ID: s.ID, URL: s.URL, Status: s.Status, ExpiresAt: s.ExpiresAt}
 }
