@@ -8,17 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"soldout/internal/httpapi"
+	"soldout/internal/sanity"
 	"soldout/internal/stock"
 	"soldout/internal/stripehook"
 )
-
-const defaultSanityAPIVersion = "2025-02-19"
 
 // defaultReservationTTL is Stripe's minimum expires_at (30 minutes ahead)
 // plus a minute against clock skew between soldout and Stripe.
@@ -98,12 +96,6 @@ type configError []string
 func (e configError) Error() string {
 	return "configuration:\n  - " + strings.Join(e, "\n  - ")
 }
-
-var (
-	projectIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	datasetPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-	apiVersionRegexp = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-)
 
 // loadConfig reads the settings. needStripe and needSanity say which of the
 // required groups the command uses.
@@ -236,32 +228,29 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 			ProjectID:  env("SANITY_PROJECT_ID", ""),
 			Dataset:    env("SANITY_DATASET", ""),
 			Token:      strings.TrimSpace(getenv("SANITY_API_TOKEN")),
-			APIVersion: strings.TrimPrefix(env("SANITY_API_VERSION", defaultSanityAPIVersion), "v"),
+			APIVersion: strings.TrimPrefix(env("SANITY_API_VERSION", sanity.DefaultAPIVersion), "v"),
 			Host:       env("SANITY_API_HOST", ""),
 		}
 		switch {
 		case s.ProjectID == "":
 			bad = append(bad, "SANITY_PROJECT_ID is not set: it is projectId in the Studio's sanity.config.ts, or the id shown at sanity.io/manage")
-		case !projectIDPattern.MatchString(s.ProjectID):
-			bad = append(bad, fmt.Sprintf("SANITY_PROJECT_ID=%q is not a Sanity project id (lowercase letters and digits, as shown at sanity.io/manage)", s.ProjectID))
+		case !sanity.ValidProjectID(s.ProjectID):
+			bad = append(bad, fmt.Sprintf("SANITY_PROJECT_ID=%q is not a Sanity project id (letters, digits and -, as shown at sanity.io/manage)", s.ProjectID))
 		}
 		switch {
 		case s.Dataset == "":
 			bad = append(bad, "SANITY_DATASET is not set: the dataset holding the artworks, usually production (dataset in sanity.config.ts)")
-		case !datasetPattern.MatchString(s.Dataset):
-			bad = append(bad, fmt.Sprintf("SANITY_DATASET=%q is not a dataset name (lowercase letters, digits, _ and -)", s.Dataset))
+		case !sanity.ValidDataset(s.Dataset):
+			bad = append(bad, fmt.Sprintf("SANITY_DATASET=%q is not a dataset name (lowercase letters, digits, _ and -, or ~ and an alias)", s.Dataset))
 		}
 		if s.Token == "" {
 			bad = append(bad, "SANITY_API_TOKEN is not set: create a robot token with the Editor role at sanity.io/manage → your project → API → Tokens")
 		}
-		if !apiVersionRegexp.MatchString(s.APIVersion) {
-			bad = append(bad, fmt.Sprintf("SANITY_API_VERSION=%q: a date like %s", s.APIVersion, defaultSanityAPIVersion))
+		if problem := sanity.APIVersionProblem(s.APIVersion); problem != "" {
+			bad = append(bad, fmt.Sprintf("SANITY_API_VERSION=%q: %s", s.APIVersion, problem))
 		}
-		if s.Host != "" {
-			if !isBaseURL(s.Host) {
-				bad = append(bad, fmt.Sprintf("SANITY_API_HOST=%q: a base URL such as http://127.0.0.1:7777, without a path", s.Host))
-			}
-			s.Host = strings.TrimSuffix(s.Host, "/")
+		if problem := sanity.HostProblem(s.Host, s.Token); problem != "" {
+			bad = append(bad, fmt.Sprintf("SANITY_API_HOST=%q: %s", s.Host, problem))
 		}
 		c.Sanity = s
 	}
@@ -271,7 +260,6 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 	return c, nil
 }
 
-// isBaseURL accepts http(s)://host[:port] with nothing after it.
 // stripeMode reads SOLDOUT_STRIPE_MODE, or else tells the mode from the
 // key's prefix (sk_live_, rk_test_…). It returns a message for configError
 // when the two disagree or the setting is not a mode.
@@ -295,6 +283,7 @@ func stripeMode(setting, key string) (stock.StripeMode, string) {
 	return mode, ""
 }
 
+// isBaseURL accepts http(s)://host[:port] with nothing after it.
 func isBaseURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.User == nil

@@ -6,6 +6,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"soldout/internal/sanity"
 )
 
 type command struct {
@@ -39,7 +41,7 @@ var envHelp = []struct{ name, help string }{
 	{"SANITY_PROJECT_ID", "required: the Sanity project id (projectId in sanity.config.ts)"},
 	{"SANITY_DATASET", "required: the dataset holding the artworks, e.g. production"},
 	{"SANITY_API_TOKEN", "required: a robot token with the Editor role (sanity.io/manage → API → Tokens)"},
-	{"SANITY_API_VERSION", "Sanity API version date (default " + defaultSanityAPIVersion + ")"},
+	{"SANITY_API_VERSION", "Sanity API version date (default " + sanity.DefaultAPIVersion + ", the oldest accepted)"},
 	{"SANITY_API_HOST", "optional base URL replacing https://<project>.api.sanity.io, e.g. http://127.0.0.1:7777"},
 	{"DATABASE_URL", "journal: a path or sqlite:<path> (default soldout.db, embedded SQLite), or postgres://… shared by several replicas"},
 	{"SOLDOUT_LOG_FORMAT", "json (default) or text"},

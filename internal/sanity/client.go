@@ -117,10 +117,10 @@ var (
 
 // New validates cfg and returns a Client.
 func New(cfg Config) (*Client, error) {
-	if !projectIDPattern.MatchString(cfg.ProjectID) {
+	if !ValidProjectID(cfg.ProjectID) {
 		return nil, stock.Errorf(stock.Misconfigured, "sanity: project id %q is not a Sanity project id (letters, digits and '-')", cfg.ProjectID)
 	}
-	if !datasetPattern.MatchString(cfg.Dataset) {
+	if !ValidDataset(cfg.Dataset) {
 		return nil, stock.Errorf(stock.Misconfigured, "sanity: dataset %q is not a Sanity dataset name (lowercase letters, digits, '_' and '-', at most 64)", cfg.Dataset)
 	}
 	version, err := apiVersion(cfg.APIVersion)
@@ -176,14 +176,42 @@ func apiVersion(v string) (string, error) {
 		return DefaultAPIVersion, nil
 	}
 	v = strings.TrimPrefix(v, "v")
+	if problem := APIVersionProblem(v); problem != "" {
+		return "", stock.Errorf(stock.Misconfigured, "sanity: API version %q: %s", v, problem)
+	}
+	return v, nil
+}
+
+// HostProblem is New's rule for Config.Host (with the token it would carry):
+// what is wrong with host, or "" when it is usable or empty.
+func HostProblem(host, token string) string {
+	if host == "" {
+		return ""
+	}
+	if _, err := baseURL(Config{Host: host, Token: token}); err != nil {
+		return strings.TrimPrefix(err.Error(), "sanity: ")
+	}
+	return ""
+}
+
+// ValidProjectID and ValidDataset are New's rules for Config.ProjectID and
+// Config.Dataset, for callers that check settings before building a Client.
+func ValidProjectID(id string) bool { return projectIDPattern.MatchString(id) }
+
+// ValidDataset: see ValidProjectID.
+func ValidDataset(name string) bool { return datasetPattern.MatchString(name) }
+
+// APIVersionProblem says what is wrong with an API version date (without
+// its leading "v"), or "" when New accepts it.
+func APIVersionProblem(v string) string {
 	if _, err := time.Parse(time.DateOnly, v); err != nil {
-		return "", stock.Errorf(stock.Misconfigured, "sanity: API version %q is not a date like %s", v, DefaultAPIVersion)
+		return "not a date like " + DefaultAPIVersion
 	}
 	// ISO dates compare as strings.
 	if v < DefaultAPIVersion {
-		return "", stock.Errorf(stock.Misconfigured, "sanity: API version %s is older than %s, which is needed to see release versions", v, DefaultAPIVersion)
+		return "older than " + DefaultAPIVersion + ", which is needed to see release versions"
 	}
-	return v, nil
+	return ""
 }
 
 func baseURL(cfg Config) (string, error) {
