@@ -11,20 +11,14 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to create and drop test schemas
+	"soldout/internal/journal/pgtest"
 )
-
-const postgresEnv = "SOLDOUT_TEST_POSTGRES"
 
 // soldoutBin is the binary under test, built once by TestMain; empty when
 // the suite skips.
@@ -35,7 +29,7 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	if os.Getenv(postgresEnv) == "" {
+	if os.Getenv(pgtest.Env) == "" {
 		return m.Run() // every test skips, saying why
 	}
 	dir, err := os.MkdirTemp("", "soldout-e2e-")
@@ -55,40 +49,10 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// postgresURL skips the test without SOLDOUT_TEST_POSTGRES; otherwise it
-// creates a schema of the test's own and returns a URL whose search_path
-// points at it (the journal tests do the same), dropped when the test ends.
-// Call it before starting replicas, so that they stop before the drop.
+// postgresURL is a journal URL on a schema of the test's own, dropped when
+// the test ends, or skips. Call it before starting replicas, so that they
+// stop before the drop.
 func postgresURL(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		t.Skip(postgresEnv + " is not set: the end-to-end suite runs several soldout replicas on one PostgreSQL journal; " +
-			"set it to a URL such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable (.ci/run does)")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "soldout_e2e_" + hex.EncodeToString(b)
-	exec := func(query string) error {
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
-		_, err = admin.Exec(query)
-		return err
-	}
-	if err := exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
+	return pgtest.URL(t, "the end-to-end suite, several soldout replicas on one PostgreSQL journal")
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,17 +11,15 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to make a schema per test
-
 	"soldout/internal/httpapi"
 	"soldout/internal/journal"
+	"soldout/internal/journal/pgtest"
 	"soldout/internal/sanity"
 	"soldout/internal/sanity/memlake"
 	"soldout/internal/stock"
@@ -712,31 +709,7 @@ func TestReservationsAcrossReplicas(t *testing.T) {
 	}
 }
 
-// postgresSchema is a journal URL on a schema of its own on
-// SOLDOUT_TEST_POSTGRES, dropped when t ends; it skips without one.
+// postgresSchema is a journal URL on a schema of its own, or skips.
 func postgresSchema(t *testing.T) string {
-	base := os.Getenv("SOLDOUT_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("SOLDOUT_TEST_POSTGRES is not set; set it to a PostgreSQL URL such as " +
-			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run the replicas on PostgreSQL")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	schema := "soldout_checkout_" + strings.ToLower(rand.Text()[:12])
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Error(err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
+	return pgtest.URL(t, "the checkout's replicas on PostgreSQL")
 }
