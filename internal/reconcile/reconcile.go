@@ -33,9 +33,13 @@ const (
 	// HeldPaid: Stripe has the money, but the journal still holds the piece
 	// as a pending delayed payment (async_payment_succeeded was missed).
 	HeldPaid Kind = "held_paid"
-	// HeldPaymentFailed: the delayed payment failed and soldout received
-	// that event, but it was never applied: the piece is still held.
+	// HeldPaymentFailed: the delayed payment failed (its PaymentIntent says
+	// so, or soldout received that event but never applied it): the piece
+	// is still held.
 	HeldPaymentFailed Kind = "held_payment_failed"
+	// PaymentFailed: a double-sale buyer's delayed payment failed and the
+	// journal does not know: nothing is owed to them, no refund.
+	PaymentFailed Kind = "payment_failed"
 	// DoubleSale: the session paid for an artwork that another session
 	// holds; a person decides the refund.
 	DoubleSale Kind = "double_sale"
@@ -180,6 +184,13 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 		return f, false, err
 	}
 	f.Sale, f.Holder = stock.FindSales(sales, s.ID)
+	failed := s.PaymentFailed()
+	if failed && f.Sale == nil {
+		// Stripe still calls the session complete, but its delayed payment
+		// failed: nothing to hold, nothing owed (applying it would hold
+		// the piece for nobody).
+		return f, false, nil
+	}
 	take := "records the sale and marks the artwork unavailable"
 	switch own := f.Sale; {
 	case own == nil && f.Holder != nil:
@@ -206,6 +217,8 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 			return f, false, err
 		}
 		return found(Unrecorded, stock.CheckoutCompleted, "records it as already unavailable; check whether the piece was sold elsewhere")
+	case own.State == stock.SaleDoubleSale && failed:
+		return found(PaymentFailed, stock.CheckoutAsyncFailed, "records the failed payment: nothing is owed to this buyer, no refund")
 	case own.State == stock.SaleDoubleSale && f.Holder == nil:
 		// Kept for the buyers who wait after a failed hold: the journal
 		// holds no sale that reconcile would check Sanity for.
@@ -231,13 +244,13 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 	case own.State == stock.SaleHeld && paid:
 		return found(HeldPaid, stock.CheckoutCompleted, "records the sale as paid")
 	case own.State == stock.SaleHeld:
-		failed, err := r.sessionEvent(ctx, s.ID, id, func(e stock.EventRecord) bool {
+		received, err := r.sessionEvent(ctx, s.ID, id, func(e stock.EventRecord) bool {
 			return e.Type == stock.CheckoutAsyncFailed && !e.Outcome.Final()
 		})
 		if err != nil {
 			return f, false, err
 		}
-		if failed {
+		if failed || received {
 			return found(HeldPaymentFailed, stock.CheckoutAsyncFailed, "releases the artwork, if nobody changed it since")
 		}
 	}
@@ -330,6 +343,8 @@ func (k Kind) Problem() string {
 		return "paid, but the journal still holds it as a pending payment"
 	case HeldPaymentFailed:
 		return "delayed payment failed, but the artwork is still held"
+	case PaymentFailed:
+		return "a double-sale buyer's delayed payment failed; the journal does not know"
 	case DoubleSale:
 		return "checked out an artwork another session holds, or one kept for buyers waiting after a failed hold"
 	case UnknownArtwork:

@@ -415,3 +415,52 @@ func TestADoubleSaleAgainstAPendingHold(t *testing.T) {
 		}
 	}
 }
+
+// A delayed payment that failed shows only on its PaymentIntent: the session
+// stays complete and unpaid. Reconcile must not take that for a pending
+// payment, which would hold the piece for a buyer who owes nothing.
+func TestAFailedDelayedPaymentIsNotAHold(t *testing.T) {
+	s := newShop(t)
+	for _, id := range []string{"lost", "held", "double"} {
+		s.artwork(id, true)
+	}
+	// Both webhooks missed: the journal knows nothing of cs_lost.
+	s.session("cs_lost", stripetest.PaymentUnpaid, meta("lost"))
+	// Held, then the failure event missed.
+	s.session("cs_held", stripetest.PaymentUnpaid, meta("held"))
+	s.deliver("evt_held", stock.CheckoutCompleted, "cs_held", stripetest.PaymentUnpaid, "held")
+	// A second buyer of a sold piece, paying by SEPA, whose payment failed.
+	s.session("cs_sold", stripetest.PaymentPaid, meta("double"))
+	s.deliver("evt_sold", stock.CheckoutCompleted, "cs_sold", stripetest.PaymentPaid, "double")
+	s.session("cs_double", stripetest.PaymentUnpaid, meta("double"))
+	s.deliver("evt_double", stock.CheckoutCompleted, "cs_double", stripetest.PaymentUnpaid, "double")
+	// The payments fail: their PaymentIntents need a new payment method.
+	for _, id := range []string{"cs_lost", "cs_held", "cs_double"} {
+		sess, _ := s.stripe.Session(id)
+		sess.PaymentIntentStatus = stripetest.IntentRequiresPaymentMethod
+		s.stripe.Put(sess)
+	}
+	want := "cs_double/double=payment_failed (fixable)\ncs_held/held=held_payment_failed (fixable)"
+	if got := kinds(s.check().Findings); got != want {
+		t.Fatalf("findings:\n%s\nwant\n%s", got, want)
+	}
+	for _, a := range s.r.Apply(context.Background(), s.check().Findings) {
+		if a.Err != nil {
+			t.Errorf("%s: %v", a.SessionID, a.Err)
+		}
+	}
+	if got := kinds(s.check().Findings); got != "" {
+		t.Errorf("after --apply: %s", got)
+	}
+	for _, c := range []struct{ artwork, session string }{{"held", "cs_held"}, {"double", "cs_double"}} {
+		if st := s.saleState(c.artwork, c.session); st != stock.SaleReleased {
+			t.Errorf("%s: %s, want released", c.session, st)
+		}
+	}
+	if s.available("lost") != true || s.available("held") != true || s.available("double") != false {
+		t.Errorf("isAvailable lost=%v held=%v double=%v, want true, true, false", s.available("lost"), s.available("held"), s.available("double"))
+	}
+	if st := s.saleState("lost", "cs_lost"); st != "" {
+		t.Errorf("cs_lost recorded as %s: a failed payment was taken for a sale", st)
+	}
+}

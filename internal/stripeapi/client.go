@@ -145,6 +145,8 @@ func (c *Client) CompletedSessions(ctx context.Context, since, until time.Time, 
 	}
 	params := &stripe.CheckoutSessionListParams{Status: stripe.String(string(stripe.CheckoutSessionStatusComplete))}
 	params.Limit = stripe.Int64(100)
+	// A delayed payment's failure is visible only on its PaymentIntent.
+	params.AddExpand("data.payment_intent")
 	if !since.IsZero() || !until.IsZero() {
 		// Zero fields are left out of the request.
 		params.CreatedRange = &stripe.RangeQueryParams{}

@@ -23,6 +23,20 @@ type Session struct {
 	ExpiresAt   time.Time
 	Metadata    map[string]string
 	Livemode    bool
+	// PaymentIntentStatus is the status of the session's PaymentIntent
+	// where the listing expanded it (CompletedSessions does), else "". A
+	// delayed payment that failed shows only here: the session itself
+	// stays complete and unpaid.
+	PaymentIntentStatus string
+}
+
+// PaymentFailed reports whether the session's delayed payment failed: the
+// PaymentIntent needs a new payment method (a refused SEPA debit) or was
+// canceled. Nothing is owed, and nothing will be unless the buyer pays again.
+func (s Session) PaymentFailed() bool {
+	return s.PaymentStatus == string(stripe.CheckoutSessionPaymentStatusUnpaid) &&
+		(s.PaymentIntentStatus == string(stripe.PaymentIntentStatusRequiresPaymentMethod) ||
+			s.PaymentIntentStatus == string(stripe.PaymentIntentStatusCanceled))
 }
 
 // Stock converts s to the domain's Session.
@@ -54,6 +68,9 @@ func fromStripe(cs *stripe.CheckoutSession) Session {
 	}
 	if cs.CustomerDetails != nil && cs.CustomerDetails.Email != "" {
 		s.Email = cs.CustomerDetails.Email
+	}
+	if cs.PaymentIntent != nil {
+		s.PaymentIntentStatus = string(cs.PaymentIntent.Status)
 	}
 	return s
 }

@@ -26,10 +26,18 @@ type sessionJSON struct {
 	Livemode        bool                 `json:"livemode"`
 	Metadata        map[string]string    `json:"metadata"`
 	Mode            string               `json:"mode"`
+	PaymentIntent   any                  `json:"payment_intent"` // null, an id, or expanded
 	PaymentStatus   string               `json:"payment_status"`
 	Status          string               `json:"status"`
 	SuccessURL      *string              `json:"success_url"`
 	URL             *string              `json:"url"`
+}
+
+// paymentIntentJSON is the subset of a payment_intent the fake models.
+type paymentIntentJSON struct {
+	ID     string `json:"id"`
+	Object string `json:"object"`
+	Status string `json:"status"`
 }
 
 type customerDetailsJSON struct {
@@ -65,7 +73,7 @@ type priceJSON struct {
 // checkoutURL is where Stripe hosts an open session's payment page.
 const checkoutURL = "https://checkout.stripe.com/c/pay/"
 
-func render(s *Session, withItems bool) sessionJSON {
+func render(s *Session, exp expansion) sessionJSON {
 	j := sessionJSON{
 		ID:             s.ID,
 		Object:         "checkout.session",
@@ -92,7 +100,14 @@ func render(s *Session, withItems bool) sessionJSON {
 	if s.Status == StatusOpen {
 		j.URL = null(checkoutURL + s.ID)
 	}
-	if withItems {
+	if s.PaymentIntentStatus != "" {
+		id := "pi_" + strings.TrimPrefix(s.ID, "cs_")
+		j.PaymentIntent = id
+		if exp.paymentIntent {
+			j.PaymentIntent = paymentIntentJSON{ID: id, Object: "payment_intent", Status: s.PaymentIntentStatus}
+		}
+	}
+	if exp.lineItems {
 		suffix := strings.TrimPrefix(s.ID, "cs_")
 		j.LineItems = &listJSON[itemJSON]{Object: "list", URL: "/v1/checkout/sessions/" + url.PathEscape(s.ID) + "/line_items", Data: []itemJSON{}}
 		for i, li := range s.LineItems {

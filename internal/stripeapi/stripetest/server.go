@@ -73,7 +73,20 @@ type Session struct {
 	SuccessURL    string
 	CancelURL     string
 	LineItems     []LineItem
+	// PaymentIntentStatus is the status of the session's PaymentIntent;
+	// "" for none (an open session, or nothing to pay). Complete sets it:
+	// succeeded when paid, processing for a delayed payment, which
+	// FailPayment turns into requires_payment_method, as a failed SEPA
+	// debit does.
+	PaymentIntentStatus string
 }
+
+// PaymentIntent statuses the fake models.
+const (
+	IntentSucceeded             = "succeeded"
+	IntentProcessing            = "processing"
+	IntentRequiresPaymentMethod = "requires_payment_method"
+)
 
 // LineItem is one line_items[i] with inline price_data.
 type LineItem struct {
@@ -205,9 +218,32 @@ func (s *Server) Complete(id, paymentStatus string) error {
 		return fmt.Errorf("stripetest: session %s is %s, not open", id, e.Status)
 	}
 	e.Status, e.PaymentStatus = StatusComplete, paymentStatus
+	switch paymentStatus {
+	case PaymentPaid:
+		e.PaymentIntentStatus = IntentSucceeded
+	case PaymentUnpaid:
+		e.PaymentIntentStatus = IntentProcessing
+	}
 	if e.Email == "" {
 		e.Email = cmp.Or(e.CustomerEmail, "buyer@example.com")
 	}
+	return nil
+}
+
+// FailPayment makes the delayed payment of a completed, unpaid session
+// fail: its PaymentIntent needs a new payment method, while the session
+// itself stays complete and unpaid, as Stripe leaves it.
+func (s *Server) FailPayment(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.sessions[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("stripetest: no session %s", id)
+	case e.PaymentIntentStatus != IntentProcessing:
+		return fmt.Errorf("stripetest: session %s has no delayed payment in progress", id)
+	}
+	e.PaymentIntentStatus = IntentRequiresPaymentMethod
 	return nil
 }
 
@@ -413,14 +449,14 @@ func (s *Server) create(_ *http.Request, form url.Values) (any, *apiError) {
 		}
 		sess.LineItems = append(sess.LineItems, li)
 	}
-	withItems, e := lineItemsExpanded(expand, "line_items")
+	exp, e := expanded(expand, "")
 	if e != nil {
 		return nil, e
 	}
 	sess.Currency = sess.LineItems[0].Currency
 	sess.AmountTotal = total(sess.LineItems)
 	sess.ID = s.newID()
-	return render(s.store(sess), withItems), nil
+	return render(s.store(sess), exp), nil
 }
 
 func lineItem(i int, fields map[string]string) (LineItem, *apiError) {
@@ -472,7 +508,7 @@ func lineItem(i int, fields map[string]string) (LineItem, *apiError) {
 }
 
 func (s *Server) retrieve(r *http.Request, form url.Values) (any, *apiError) {
-	withItems, e := onlyExpand(form, "line_items")
+	exp, e := onlyExpand(form)
 	if e != nil {
 		return nil, e
 	}
@@ -480,11 +516,11 @@ func (s *Server) retrieve(r *http.Request, form url.Values) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	return render(sess, withItems), nil
+	return render(sess, exp), nil
 }
 
 func (s *Server) expire(r *http.Request, form url.Values) (any, *apiError) {
-	withItems, e := onlyExpand(form, "line_items")
+	exp, e := onlyExpand(form)
 	if e != nil {
 		return nil, e
 	}
@@ -496,7 +532,7 @@ func (s *Server) expire(r *http.Request, form url.Values) (any, *apiError) {
 		return nil, invalid("", `Only Checkout Sessions with a status in ["open"] can be expired.`)
 	}
 	sess.Status = StatusExpired
-	return render(sess, withItems), nil
+	return render(sess, exp), nil
 }
 
 func (s *Server) list(_ *http.Request, form url.Values) (any, *apiError) {
@@ -550,7 +586,7 @@ func (s *Server) list(_ *http.Request, form url.Values) (any, *apiError) {
 			return nil, unknownParam(key)
 		}
 	}
-	withItems, e := lineItemsExpanded(expand, "data.line_items")
+	exp, e := expanded(expand, "data.")
 	if e != nil {
 		return nil, e
 	}
@@ -574,7 +610,7 @@ func (s *Server) list(_ *http.Request, form url.Values) (any, *apiError) {
 			page.HasMore = true
 			break
 		}
-		page.Data = append(page.Data, render(&e.Session, withItems))
+		page.Data = append(page.Data, render(&e.Session, exp))
 	}
 	return page, nil
 }
@@ -626,28 +662,37 @@ func (s *Server) expireDue() {
 	}
 }
 
-// onlyExpand checks that form holds nothing but expand[…] and reports
-// whether it asks for field.
-func onlyExpand(form url.Values, field string) (bool, *apiError) {
+// expansion says which of a session's fields a request expanded.
+type expansion struct{ lineItems, paymentIntent bool }
+
+// onlyExpand checks that form holds nothing but expand[…] and reads them.
+func onlyExpand(form url.Values) (expansion, *apiError) {
 	var expand []string
 	for _, key := range sortedKeys(form) {
 		if p := splitKey(key); len(p) != 2 || p[0] != "expand" {
-			return false, unknownParam(key)
+			return expansion{}, unknownParam(key)
 		}
 		expand = append(expand, form.Get(key))
 	}
-	return lineItemsExpanded(expand, field)
+	return expanded(expand, "")
 }
 
-// lineItemsExpanded reports whether expand asks for field, the only
-// expansion the fake models; Stripe too refuses unknown ones.
-func lineItemsExpanded(expand []string, field string) (bool, *apiError) {
-	for i, x := range expand {
-		if x != field {
-			return false, invalid(fmt.Sprintf("expand[%d]", i), "This property cannot be expanded (%s); stripetest expands only %s.", x, field)
+// expanded reads expand[] for a session (prefix "") or a list of them
+// ("data."): line_items and payment_intent are the expansions the fake
+// models; Stripe too refuses unknown ones.
+func expanded(expand []string, prefix string) (expansion, *apiError) {
+	var x expansion
+	for i, field := range expand {
+		switch field {
+		case prefix + "line_items":
+			x.lineItems = true
+		case prefix + "payment_intent":
+			x.paymentIntent = true
+		default:
+			return expansion{}, invalid(fmt.Sprintf("expand[%d]", i), "This property cannot be expanded (%s); stripetest expands only %sline_items and %spayment_intent.", field, prefix, prefix)
 		}
 	}
-	return len(expand) > 0, nil
+	return x, nil
 }
 
 // splitKey splits a bracketed form key such as line_items[0][quantity] into

@@ -159,7 +159,7 @@ func TestCreateRefused(t *testing.T) {
 			"line_items[1][price_data][unit_amount]", "1", "line_items[1][price_data][product_data][name]", "Frame"),
 			400, "", "line_items[1][price_data][currency]", ""},
 		{"metadata value too long", with(validCreate(), "metadata[note]", strings.Repeat("x", 501)), 400, "", "metadata[note]", ""},
-		{"unknown expansion", with(validCreate(), "expand[0]", "payment_intent"), 400, "", "expand[0]", ""},
+		{"unknown expansion", with(validCreate(), "expand[0]", "customer"), 400, "", "expand[0]", ""},
 		{"expires_at not an integer", with(validCreate(), "expires_at", "soon"), 400, "parameter_invalid_integer", "expires_at", ""},
 		{"expires 1 s too soon", with(validCreate(), "expires_at", strconv.FormatInt(now.Add(30*time.Minute-time.Second).Unix(), 10)), 400, "", "expires_at", ""},
 		{"expires 1 s too late", with(validCreate(), "expires_at", strconv.FormatInt(now.Add(24*time.Hour+time.Second).Unix(), 10)), 400, "", "expires_at", ""},
@@ -454,5 +454,47 @@ func TestPutDefaults(t *testing.T) {
 	}
 	if _, ok := srv.Session("cs_test_nope"); ok {
 		t.Error("Session found a missing id")
+	}
+}
+
+// A session's payment_intent is null until it completes, then an id, or the
+// object when expanded; a failed delayed payment shows only there, since
+// the session stays complete and unpaid.
+func TestPaymentIntent(t *testing.T) {
+	srv := newServer(t)
+	open := srv.Put(stripetest.Session{})
+	sepa := srv.Put(stripetest.Session{})
+	if err := srv.Complete(sepa.ID, stripetest.PaymentUnpaid); err != nil {
+		t.Fatal(err)
+	}
+	if r := call(t, srv, request{method: http.MethodGet, path: "/v1/checkout/sessions/" + open.ID}); r.body["payment_intent"] != nil {
+		t.Errorf("open session: payment_intent %v, want null", r.body["payment_intent"])
+	}
+	if r := call(t, srv, request{method: http.MethodGet, path: "/v1/checkout/sessions/" + sepa.ID}); r.body["payment_intent"] != "pi_"+strings.TrimPrefix(sepa.ID, "cs_") {
+		t.Errorf("completed session: payment_intent %v, want its id", r.body["payment_intent"])
+	}
+	status := func() any {
+		r := call(t, srv, request{method: http.MethodGet, path: "/v1/checkout/sessions", form: url.Values{"status": {"complete"}, "expand[0]": {"data.payment_intent"}}})
+		data, _ := r.body["data"].([]any)
+		if len(data) != 1 {
+			t.Fatalf("list: %d %v", r.status, r.body)
+		}
+		pi, _ := data[0].(map[string]any)["payment_intent"].(map[string]any)
+		return pi["status"]
+	}
+	if got := status(); got != stripetest.IntentProcessing {
+		t.Errorf("delayed payment: %v, want processing", got)
+	}
+	if err := srv.FailPayment(sepa.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(); got != stripetest.IntentRequiresPaymentMethod {
+		t.Errorf("failed delayed payment: %v, want requires_payment_method", got)
+	}
+	if s, _ := srv.Session(sepa.ID); s.Status != stripetest.StatusComplete || s.PaymentStatus != stripetest.PaymentUnpaid {
+		t.Errorf("session after the failure: %s / %s, want complete / unpaid", s.Status, s.PaymentStatus)
+	}
+	if err := srv.FailPayment(open.ID); err == nil {
+		t.Error("FailPayment of an open session")
 	}
 }
