@@ -75,6 +75,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	sample := stripehook.Sample{
 		EventID: "evt_trigger_" + strings.ToLower(rand.Text()), Type: k.typ, SessionID: *session, PaymentStatus: k.payment,
 		Email: *email, AmountTotal: *amount,
+		Livemode: cfg.StripeMode.Live(), // of the server's mode, as this shell's settings say
 	}
 	if *artwork != "" {
 		sample.ArtworkIDs = []string{*artwork}

@@ -37,8 +37,10 @@ const (
 	// so, or soldout received that event but never applied it): the piece
 	// is still held.
 	HeldPaymentFailed Kind = "held_payment_failed"
-	// PaymentFailed: a double-sale buyer's delayed payment failed and the
-	// journal does not know: nothing is owed to them, no refund.
+	// PaymentFailed: a delayed payment failed and the journal does not
+	// know, while something still waits for it: a double-sale row (nothing
+	// is owed to that buyer) or a checkout reservation (which holds the
+	// piece for nobody).
 	PaymentFailed Kind = "payment_failed"
 	// DoubleSale: the session paid for an artwork that another session
 	// holds; a person decides the refund.
@@ -107,6 +109,7 @@ type Sessions interface {
 type Journal interface {
 	Sales(ctx context.Context, artworkID string) ([]stock.Sale, error)
 	ListEvents(ctx context.Context, f journal.EventFilter) ([]stock.EventRecord, error)
+	Reservation(ctx context.Context, artworkID string) (*stock.Reservation, error)
 }
 
 // Fulfiller applies a fix (stock.Fulfiller).
@@ -187,9 +190,14 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 	failed := s.PaymentFailed()
 	if failed && f.Sale == nil {
 		// Stripe still calls the session complete, but its delayed payment
-		// failed: nothing to hold, nothing owed (applying it would hold
-		// the piece for nobody).
-		return f, false, nil
+		// failed: nothing to hold, nothing owed (applying the completion
+		// would hold the piece for nobody). Only a reservation of the
+		// session, its events lost, may still hold it.
+		res, err := r.Journal.Reservation(ctx, id)
+		if err != nil || res == nil || res.State != stock.ReservationOpen || res.SessionID != s.ID {
+			return f, false, err
+		}
+		return found(PaymentFailed, stock.CheckoutAsyncFailed, "records the failed payment, which ends the checkout reservation that still holds the piece")
 	}
 	take := "records the sale and marks the artwork unavailable"
 	switch own := f.Sale; {
@@ -344,7 +352,7 @@ func (k Kind) Problem() string {
 	case HeldPaymentFailed:
 		return "delayed payment failed, but the artwork is still held"
 	case PaymentFailed:
-		return "a double-sale buyer's delayed payment failed; the journal does not know"
+		return "delayed payment failed; the journal does not know"
 	case DoubleSale:
 		return "checked out an artwork another session holds, or one kept for buyers waiting after a failed hold"
 	case UnknownArtwork:

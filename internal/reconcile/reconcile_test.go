@@ -464,3 +464,40 @@ func TestAFailedDelayedPaymentIsNotAHold(t *testing.T) {
 		t.Errorf("cs_lost recorded as %s: a failed payment was taken for a sale", st)
 	}
 }
+
+// A checkout reservation whose session completed unpaid and then failed,
+// both events lost: Stripe calls the session complete, so the checkout
+// answers "sold" for ever, until reconcile records the failure.
+func TestAFailedPaymentEndsAForgottenReservation(t *testing.T) {
+	s := newShop(t)
+	s.fulfiller.Reservations = s.journal
+	s.artwork("r", true)
+	ctx := context.Background()
+	now := s.now
+	r := stock.Reservation{ArtworkID: "r", ClaimID: "claim", State: stock.ReservationOpen,
+		ExpiresAt: now.Add(31 * time.Minute), HeldUntil: now.Add(36 * time.Minute), CreatedAt: now, UpdatedAt: now}
+	if _, claimed, err := s.journal.ClaimReservation(ctx, r); err != nil || !claimed {
+		t.Fatal(claimed, err)
+	}
+	if err := s.journal.SetReservationSession(ctx, "r", "claim", "cs_res", now); err != nil {
+		t.Fatal(err)
+	}
+	s.session("cs_res", stripetest.PaymentUnpaid, meta("r"))
+	sess, _ := s.stripe.Session("cs_res")
+	sess.PaymentIntentStatus = stripetest.IntentRequiresPaymentMethod
+	s.stripe.Put(sess)
+	if got := kinds(s.check().Findings); got != "cs_res/r=payment_failed (fixable)" {
+		t.Fatalf("findings: %q", got)
+	}
+	for _, a := range s.r.Apply(ctx, s.check().Findings) {
+		if a.Err != nil {
+			t.Fatal(a.Err)
+		}
+	}
+	if res, err := s.journal.Reservation(ctx, "r"); err != nil || res.State == stock.ReservationOpen {
+		t.Errorf("reservation after --apply: %+v, %v", res, err)
+	}
+	if got := kinds(s.check().Findings); got != "" || s.available("r") != true {
+		t.Errorf("after --apply: findings %q, isAvailable %v", got, s.available("r"))
+	}
+}

@@ -177,9 +177,11 @@ func (f *Fulfiller) actionFor(ev Event) action {
 // event's first delivery.
 func (f *Fulfiller) process(ctx context.Context, ev Event, first bool, settled *[]Sale) (Result, error) {
 	if f.Mode != ModeAny && f.Mode.Live() != ev.Livemode {
-		f.Logger.Warn("event of the other Stripe mode ignored: nothing changed; a test-mode endpoint or secret points at a live soldout, or the reverse: give each mode its own soldout, and its own endpoint secret",
-			"event_id", ev.ID, "type", ev.Type, "session_id", ev.Session.ID, "livemode", ev.Livemode, "mode", string(f.Mode))
-		return Result{Outcome: OutcomeIgnored}, nil
+		// Refused, not ignored: if the shop's own setting is the mistake (a
+		// test key left on a live shop), every real sale lands here, and
+		// Stripe must keep it for a retry once the setting is fixed.
+		return Result{}, Errorf(Misconfigured, "event %s is of Stripe's %s mode, and this soldout runs in %s mode (STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE): nothing changed; if the event is the shop's, fix the setting and Stripe's retry applies it, else point that mode's endpoint at a soldout of its own",
+			ev.ID, modeOf(ev.Livemode), f.Mode)
 	}
 	act := f.actionFor(ev)
 	if act == actNone {
@@ -857,4 +859,11 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+func modeOf(livemode bool) StripeMode {
+	if livemode {
+		return ModeLive
+	}
+	return ModeTest
 }

@@ -894,19 +894,21 @@ func TestLiveLeaseOfAnotherProcessIsNotOverridden(t *testing.T) {
 
 // TestEventsOfTheOtherStripeMode: a test checkout must not withdraw a piece
 // from a live shop (a test endpoint pointed at production, a test secret
-// beside the live one), nor the reverse; without a mode, both are taken.
+// beside the live one), nor the reverse; without a mode, both are taken. A
+// refused event stays unapplied, not ignored: when the shop's own setting
+// was wrong, the event applies once it is fixed.
 func TestEventsOfTheOtherStripeMode(t *testing.T) {
 	for _, tt := range []struct {
 		mode     stock.StripeMode
 		livemode bool
-		want     stock.Outcome
+		refused  bool
 	}{
-		{stock.ModeLive, false, stock.OutcomeIgnored},
-		{stock.ModeTest, true, stock.OutcomeIgnored},
-		{stock.ModeLive, true, stock.OutcomeSold},
-		{stock.ModeTest, false, stock.OutcomeSold},
-		{stock.ModeAny, true, stock.OutcomeSold},
-		{stock.ModeAny, false, stock.OutcomeSold},
+		{stock.ModeLive, false, true},
+		{stock.ModeTest, true, true},
+		{stock.ModeLive, true, false},
+		{stock.ModeTest, false, false},
+		{stock.ModeAny, true, false},
+		{stock.ModeAny, false, false},
 	} {
 		t.Run(fmt.Sprintf("%q shop, livemode %v", tt.mode, tt.livemode), func(t *testing.T) {
 			e := newEnv(t)
@@ -915,13 +917,18 @@ func TestEventsOfTheOtherStripeMode(t *testing.T) {
 			f.Mode = tt.mode
 			ev := paid("evt_1", "cs_1", "a1")
 			ev.Livemode = tt.livemode
-			e.mustHandle(f, ev, tt.want)
-			if sold := e.available("a1") == "false"; sold != (tt.want == stock.OutcomeSold) {
-				t.Errorf("isAvailable %s after %s", e.available("a1"), tt.want)
+			if !tt.refused {
+				e.mustHandle(f, ev, stock.OutcomeSold)
+				return
 			}
-			if warned := len(e.logs.lines(slog.LevelWarn, "other Stripe mode")) == 1; warned != (tt.want == stock.OutcomeIgnored) {
-				t.Errorf("warned %v for %s", warned, tt.want)
+			if _, err := e.handle(f, ev); stock.ErrorCode(err) != stock.Misconfigured {
+				t.Fatalf("err = %v, want misconfigured", err)
 			}
+			if e.available("a1") != "true" {
+				t.Fatal("an event of the other mode changed Sanity")
+			}
+			f.Mode = stock.ModeAny // the setting fixed: Stripe's retry applies it
+			e.mustHandle(f, ev, stock.OutcomeSold)
 		})
 	}
 }

@@ -67,7 +67,7 @@ func (c *Client) classify(op string, err error) error {
 	case s == http.StatusUnauthorized:
 		return stock.Wrap(stock.Misconfigured, ae, "STRIPE_SECRET_KEY was refused by Stripe while %s; get the current key from Stripe Dashboard → Developers → API keys", op)
 	case s == http.StatusForbidden:
-		return stock.Wrap(stock.Misconfigured, ae, "STRIPE_SECRET_KEY may not do this (%s): give the restricted key write access to Checkout Sessions in Stripe Dashboard → Developers → API keys", op)
+		return stock.Wrap(stock.Misconfigured, ae, "STRIPE_SECRET_KEY may not do this (%s): give the restricted key Checkout Sessions: Write and PaymentIntents: Read (reconcile reads each session's PaymentIntent) in Stripe Dashboard → Developers → API keys", op)
 	case s == http.StatusNotFound && se.Code == stripe.ErrorCodeResourceMissing:
 		return stock.Wrap(stock.NotFound, ae, "stripe: %s", op)
 	case s == http.StatusTooManyRequests:
