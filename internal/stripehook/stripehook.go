@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,7 +145,10 @@ const (
 type eventTime struct{ time.Time }
 
 func (t *eventTime) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
+	switch {
+	case string(b) == "null":
+		return nil
+	case len(b) > 0 && b[0] == '"':
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
@@ -153,9 +157,10 @@ func (t *eventTime) UnmarshalJSON(b []byte) error {
 		t.Time, err = time.Parse(time.RFC3339Nano, s)
 		return err
 	}
-	var secs int64
-	if err := json.Unmarshal(b, &secs); err != nil {
-		return err
+	// The snapshot event's common case, parsed without a second JSON pass.
+	secs, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("created %.32s is not a unix time", b)
 	}
 	t.Time = time.Unix(secs, 0)
 	return nil
