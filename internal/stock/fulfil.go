@@ -100,7 +100,10 @@ func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
 			// Another process changed a sale of this session while this one
 			// decided (a double sale recorded against a hold being
 			// released): decide again now rather than leave Sanity as this
-			// round wrote it until Stripe's retry.
+			// round wrote it until Stripe's retry. What the round logged
+			// may no longer hold: the operator is told which lines count.
+			f.Logger.Info("another process changed a sale of this artwork while this event's decision was recorded: deciding again; the lines logged for the earlier decision no longer hold, the next ones do",
+				"event_id", ev.ID, "session_id", ev.Session.ID, "round", round+1)
 			first = false
 			continue
 		}

@@ -600,6 +600,11 @@ func TestTwoReleasesAtOnceOfferThePieceAgain(t *testing.T) {
 			if e.available("a1") != "true" && warned == 0 {
 				t.Fatal("both payments failed and nobody waits, yet the piece stays unavailable and nobody was told to offer it again")
 			}
+			// The release that recorded second decided again, and said so:
+			// what it had logged for its first decision no longer holds.
+			if len(e.logs.lines(slog.LevelInfo, "deciding again")) == 0 {
+				t.Error("a decision superseded without a word in the log")
+			}
 		})
 	}
 }
