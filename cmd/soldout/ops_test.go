@@ -676,3 +676,33 @@ func TestOpsSalesListOfAKeptPiece(t *testing.T) {
 	wantIn(t, "sales list of a kept piece", o.ok("sales", "list", "-artwork", "art-k"),
 		"kept for the buyers below", "checked out too (check that they paid)", "cs_wait")
 }
+
+// TestOpsStripeModeIsTheServers: a live server refuses a test-mode event,
+// and the commands run from a shell that knows no mode (replay needs no
+// Stripe key) take the server's, recorded in the journal: a replay cannot
+// apply what the server refused, and trigger signs events the server takes.
+func TestOpsStripeModeIsTheServers(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "journal.db")
+	srv := startServe(t, map[string]string{"DATABASE_URL": db, "SOLDOUT_STRIPE_MODE": "live"})
+	srv.lake.Put(map[string]any{"_id": "art-m", "_type": "artwork", "isAvailable": true})
+	lake := httptest.NewServer(srv.lake)
+	t.Cleanup(lake.Close)
+	shell := testEnv(lake.URL, map[string]string{"DATABASE_URL": db, "SOLDOUT_LOG_FORMAT": "text"}) // no key, no mode
+	hook := srv.url + "/api/webhook"
+
+	var refused triggerReport
+	if out, _, code := runCommand(t, shell, "trigger", "-url", hook, "-artwork", "art-m", "-mode", "test", "-json"); code != 1 || json.Unmarshal([]byte(out), &refused) != nil || refused.Status != 500 {
+		t.Fatalf("a test-mode event on a live server: exit %d, %s", code, out)
+	}
+	_, errOut, code := runCommand(t, shell, "replay", refused.EventID)
+	if code != 1 || !strings.Contains(errOut, "test mode") || !strings.Contains(errOut, "live mode") {
+		t.Fatalf("replay of the refused event from a shell without a mode: exit %d, %s", code, errOut)
+	}
+	if d, _ := srv.lake.Get("art-m"); d["isAvailable"] != true {
+		t.Fatal("a test-mode event withdrew the piece through replay")
+	}
+	out, _, code := runCommand(t, shell, "trigger", "-url", hook, "-artwork", "art-m")
+	if code != 0 || !strings.Contains(out, "live mode") || !strings.Contains(out, `"outcome":"sold"`) {
+		t.Fatalf("trigger from a shell without a mode: exit %d, %s", code, out)
+	}
+}

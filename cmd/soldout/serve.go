@@ -63,6 +63,11 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, observe func(end
 	if err != nil {
 		return nil, fmt.Errorf("opening the journal (DATABASE_URL): %w", err)
 	}
+	mode, err := stripeModeOf(ctx, cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	catalog, err := sanity.New(sanity.Config{
 		ProjectID: cfg.Sanity.ProjectID, Dataset: cfg.Sanity.Dataset, Token: cfg.Sanity.Token,
 		APIVersion: cfg.Sanity.APIVersion, Host: cfg.Sanity.Host,
@@ -77,9 +82,41 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, observe func(end
 		catalog: catalog,
 		fulfiller: &stock.Fulfiller{
 			Catalog: catalog, Journal: db, Logger: log, Owner: processOwner(), LeaseTTL: cfg.LeaseTTL,
-			Reservations: reservationsFor(cfg, db), Mode: cfg.StripeMode,
+			Reservations: reservationsFor(cfg, db), Mode: mode,
 		},
 	}, nil
+}
+
+// stripeModeSetting is where the journal keeps the shop's Stripe mode.
+const stripeModeSetting = "stripe_mode"
+
+// stripeModeOf is the Stripe mode a command applies events in: its own
+// settings' (the key's, or SOLDOUT_STRIPE_MODE), or else the one the last
+// serve that knew it recorded in the journal. So a replay run from a shell
+// without the key still refuses an event that the server refused as of the
+// other mode.
+func stripeModeOf(ctx context.Context, cfg config, db *journal.DB) (stock.StripeMode, error) {
+	if cfg.StripeMode != stock.ModeAny {
+		return cfg.StripeMode, nil
+	}
+	v, err := db.Setting(ctx, stripeModeSetting)
+	if err != nil {
+		return "", fmt.Errorf("reading the journal's Stripe mode: %w", err)
+	}
+	return stock.StripeMode(v), nil
+}
+
+// recordStripeMode stores serve's own mode in the journal, for the commands
+// run from other shells (stripeModeOf). A serve that knows none leaves the
+// recorded one, which it applies events in.
+func recordStripeMode(ctx context.Context, cfg config, db *journal.DB) error {
+	if cfg.StripeMode == stock.ModeAny {
+		return nil
+	}
+	if err := db.SetSetting(ctx, stripeModeSetting, string(cfg.StripeMode)); err != nil {
+		return fmt.Errorf("recording the Stripe mode in the journal: %w", err)
+	}
+	return nil
 }
 
 // reservationsFor returns the journal's reservations when checkout can be
@@ -119,6 +156,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 		return err
 	}
 	defer a.journal.Close()
+	if err := recordStripeMode(ctx, cfg, a.journal); err != nil {
+		return err
+	}
 
 	hc := httpapi.Config{
 		Logger: log, Verifier: verifier, Fulfiller: a.fulfiller, Journal: a.journal, Budget: cfg.Budget,
@@ -165,7 +205,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 		"addr", ln.Addr().String(), "journal", a.journal.Kind(),
 		"sanity_dataset", cfg.Sanity.Dataset, "sanity_api_version", cfg.Sanity.APIVersion,
 		"webhook_secrets", len(cfg.WebhookSecrets), "time_budget", cfg.Budget.String(),
-		"fulfil_route", onOff(stripeClient != nil), "stripe_mode", cmp.Or(string(cfg.StripeMode), "any (set STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE to refuse the other mode's events)"),
+		"fulfil_route", onOff(stripeClient != nil), "stripe_mode", cmp.Or(string(a.fulfiller.Mode), "any (set STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE to refuse the other mode's events)"),
 	}
 	if metricsSrv != nil {
 		attrs = append(attrs, "metrics_addr", metricsSrv.Addr)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"soldout/internal/journal"
 	"soldout/internal/stock"
 	"soldout/internal/stripehook"
 )
@@ -22,7 +23,9 @@ offline and without an account. It prints the answer's status and body, and
 exits 1 unless soldout answered 2xx. A delayed payment is two events of one
 session: -kind unpaid, then -kind async-succeeded or async-failed with the
 same -session. Without -artwork the event names no artwork: soldout answers
-"ignored", which still proves that the secret matches.`
+"ignored", which still proves that the secret matches. The event is of the
+server's Stripe mode, as this shell's settings say (STRIPE_SECRET_KEY,
+SOLDOUT_STRIPE_MODE) or else the journal at DATABASE_URL; -mode overrides.`
 
 // triggerKinds maps -kind to the event type and payment status it sends.
 var triggerKinds = map[string]struct{ typ, payment string }{
@@ -53,6 +56,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	session := fs.String("session", "", "the Checkout Session id (default a new cs_test_trigger_… id)")
 	email := fs.String("email", "buyer@example.com", "the buyer's email")
 	amount := fs.Int64("amount", 100000, "amount_total in minor units (cents)")
+	modeFlag := fs.String("mode", "", "test or live: the event's Stripe mode (default: the server's, see above; else test)")
 	asJSON := jsonFlag(fs)
 	fs.Usage = commandUsage(stderr, "trigger [flags]", triggerSynopsis, fs.PrintDefaults)
 	if help, err := parseFlags(fs, args); help || err != nil {
@@ -72,10 +76,13 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	if *session == "" {
 		*session = "cs_test_trigger_" + strings.ToLower(rand.Text())
 	}
+	mode, err := triggerMode(ctx, *modeFlag, cfg)
+	if err != nil {
+		return err
+	}
 	sample := stripehook.Sample{
 		EventID: "evt_trigger_" + strings.ToLower(rand.Text()), Type: k.typ, SessionID: *session, PaymentStatus: k.payment,
-		Email: *email, AmountTotal: *amount,
-		Livemode: cfg.StripeMode.Live(), // of the server's mode, as this shell's settings say
+		Email: *email, AmountTotal: *amount, Livemode: mode.Live(),
 	}
 	if *artwork != "" {
 		sample.ArtworkIDs = []string{*artwork}
@@ -111,7 +118,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "sent %s %s (session %s) to %s\n%d %s\n%s\n", rep.Type, rep.EventID, rep.SessionID, rep.URL,
+		fmt.Fprintf(stdout, "sent %s %s, %s mode (session %s) to %s\n%d %s\n%s\n", rep.Type, rep.EventID, mode, rep.SessionID, rep.URL,
 			resp.StatusCode, http.StatusText(resp.StatusCode), bytes.TrimSpace(answer))
 	}
 	switch {
@@ -121,4 +128,26 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("the server answered %d: see the body above and the server's log", resp.StatusCode)
 	}
 	return nil
+}
+
+// triggerMode is the Stripe mode of the event trigger sends: -mode, this
+// shell's settings, or the one the server recorded in the journal at
+// DATABASE_URL (a journal that does not open here, say on another machine,
+// is no error); test when none says.
+func triggerMode(ctx context.Context, flagValue string, cfg config) (stock.StripeMode, error) {
+	switch m := stock.StripeMode(flagValue); {
+	case m == stock.ModeTest, m == stock.ModeLive:
+		return m, nil
+	case flagValue != "":
+		return "", usageError(fmt.Sprintf("-mode %q: test or live", flagValue))
+	case cfg.StripeMode != stock.ModeAny:
+		return cfg.StripeMode, nil
+	}
+	if db, err := journal.OpenExisting(ctx, cfg.DatabaseURL); err == nil {
+		defer db.Close()
+		if m, err := stripeModeOf(ctx, cfg, db); err == nil && m != stock.ModeAny {
+			return m, nil
+		}
+	}
+	return stock.ModeTest, nil
 }

@@ -33,6 +33,7 @@ var contract = []struct {
 	{"FinishEvent", testFinishEvent},
 	{"FinishEventWithSales", testFinishEventWithSales},
 	{"FinishEventsRacingOnTheSameSales", testFinishEventsRacing},
+	{"Settings", testSettings},
 	{"UnfinishedEventAfterCrash", testUnfinishedAfterCrash},
 	{"InsertSale", testInsertSale},
 	{"InsertSaleRace", testInsertSaleRace},
@@ -300,6 +301,21 @@ func testFinishEventsRacing(t *testing.T, url string) {
 		wg.Wait()
 		if won := wins(t, errs, stock.ErrStale); won != 1 {
 			t.Errorf("round %d: %d of two racing outcomes recorded, want 1", i, won)
+		}
+	}
+}
+
+func testSettings(t *testing.T, url string) {
+	d := open(t, url)
+	if v, err := d.Setting(ctx, "stripe_mode"); err != nil || v != "" {
+		t.Fatalf("unset: %q, %v", v, err)
+	}
+	for _, v := range []string{"test", "live"} {
+		if err := d.SetSetting(ctx, "stripe_mode", v); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := open(t, url).Setting(ctx, "stripe_mode"); err != nil || got != v {
+			t.Errorf("after storing %q, another handle reads %q, %v", v, got, err)
 		}
 	}
 }

@@ -52,9 +52,9 @@ type Fulfiller struct {
 	// (checkout with reservation, see reserve.go); nil turns that off.
 	Reservations Reservations
 	// Mode, when set, is the Stripe mode of the shop: events of the other
-	// mode are ignored. A test endpoint pointed at production, or a test
-	// secret added beside the live one, would otherwise let a test checkout
-	// withdraw a real piece.
+	// mode are refused (Misconfigured, left unapplied). A test endpoint
+	// pointed at production, or a test secret added beside the live one,
+	// would otherwise let a test checkout withdraw a real piece.
 	Mode StripeMode
 
 	locks keyedLocks
