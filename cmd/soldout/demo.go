@@ -127,7 +127,11 @@ Sell "Still Here" by hand (the signature is valid for 5 minutes):
     -H 'Stripe-Signature: %s' \
     -d '%s'
 
-`, secret, webhookURL, stripehook.Sign(body, secret, time.Now()), body)
+The journal, for the operator commands while the demo runs (it goes when it stops):
+
+  DATABASE_URL=%s soldout events list
+
+`, secret, webhookURL, stripehook.Sign(body, secret, time.Now()), body, cfg.DatabaseURL)
 	return <-served
 }
 
