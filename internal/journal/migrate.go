@@ -64,21 +64,14 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 // migrations: "soldout" in ASCII.
 const migrationLock = 0x736f6c646f7574
 
+// migrate applies the migrations the journal lacks, all in one
+// transaction: a new journal costs one commit (one fsync) instead of one per
+// migration, and a failure leaves none of them applied. Replicas that start
+// together take turns: on SQLite the transaction begins IMMEDIATE (see
+// sqliteWriterParams), so it holds the write lock before reading the
+// version; on PostgreSQL an advisory lock, released at commit, plays that
+// part.
 func (d *DB) migrate(ctx context.Context) error {
-	for _, m := range migrations {
-		if err := d.applyMigration(ctx, m); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
-		}
-	}
-	return nil
-}
-
-// applyMigration applies m in its own transaction unless it was applied
-// already. Replicas that start together take turns: on SQLite the
-// transaction begins IMMEDIATE (see sqliteWriterParams), so it holds the
-// write lock before reading the version; on PostgreSQL an advisory lock,
-// released at commit, plays that part.
-func (d *DB) applyMigration(ctx context.Context, m migration) error {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -100,15 +93,17 @@ func (d *DB) applyMigration(ctx context.Context, m migration) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return err
 	}
-	if current >= m.version {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-		m.version, m.name, d.now().UnixMilli()); err != nil {
-		return err
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+			m.version, m.name, d.now().UnixMilli()); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
 	}
 	return tx.Commit()
 }
