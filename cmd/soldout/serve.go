@@ -210,7 +210,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 	if metricsSrv != nil {
 		attrs = append(attrs, "metrics_addr", metricsSrv.Addr)
 	}
-	log.Info("soldout serving: POST /api/webhook, GET /healthz, GET /readyz", attrs...)
+	routes := "POST /api/webhook, GET /healthz, GET /readyz"
+	if stripeClient != nil {
+		routes += ", POST /api/fulfil, POST /api/checkout, GET /api/availability/{artworkId}"
+	}
+	log.Info("soldout serving: "+routes, attrs...)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
