@@ -111,7 +111,7 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 		byLabel[label] = append(byLabel[label], msg)
 	}
 	if len(byLabel["settings"]) == 0 {
-		add("settings", nil, "every variable is well-formed")
+		add("settings", nil, "well-formed (the webhook secret and Sanity have lines of their own)")
 	}
 	for _, label := range []string{"settings", "webhook secret", "sanity settings"} {
 		for _, msg := range byLabel[label] {
