@@ -50,7 +50,7 @@ var envHelp = []struct{ name, help string }{
 	{"SOLDOUT_SANITY_RATE", "Sanity mutation requests per second, per process (default 25)"},
 	{"SOLDOUT_LEASE_TTL", "how long a replica's claim on a sale lasts; a killed replica blocks that sale this long (default 20s, or the budget + 5s; at least the budget + 1s)"},
 	{"STRIPE_SECRET_KEY", "optional: sk_… or rk_… key for reconcile, POST /api/fulfil and POST /api/checkout (off without it); its mode is the shop's"},
-	{"SOLDOUT_STRIPE_MODE", "test or live: events of the other mode are refused (default: the key's mode, else the one serve recorded in the journal; both without either)"},
+	{"SOLDOUT_STRIPE_MODE", "test or live: events of the other mode are refused (default: the key's mode; else serve takes both, and the other commands the mode serve recorded in the journal)"},
 	{"STRIPE_API_BASE", "optional base URL replacing https://api.stripe.com (tests, stripe-mock)"},
 	{"SOLDOUT_METRICS_ADDR", "optional: serve Prometheus metrics on this host:port, e.g. 127.0.0.1:9090 (off when unset)"},
 	{"SOLDOUT_CLIENT_RATE", "storefront routes: requests per minute per client IP (default 30)"},

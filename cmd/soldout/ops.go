@@ -101,5 +101,12 @@ func openPipeline(ctx context.Context, flags configFlags, getenv func(string) st
 		return cfg, nil, err
 	}
 	a, err := openApp(ctx, cfg, newLogger(cfg, stderr), nil)
-	return cfg, a, err
+	if err != nil {
+		return cfg, nil, err
+	}
+	if a.fulfiller.Mode, a.fulfiller.ModeSource, err = commandMode(ctx, cfg, a.journal); err != nil {
+		a.journal.Close()
+		return cfg, nil, err
+	}
+	return cfg, a, nil
 }

@@ -705,4 +705,22 @@ func TestOpsStripeModeIsTheServers(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "live mode") || !strings.Contains(out, `"outcome":"sold"`) {
 		t.Fatalf("trigger from a shell without a mode: exit %d, %s", code, out)
 	}
+	// A shell of the other mode is not the server's: its replay is refused.
+	testShell := testEnv(lake.URL, map[string]string{"DATABASE_URL": db, "STRIPE_SECRET_KEY": stripetest.SecretKey})
+	if _, errOut, code := runCommand(t, testShell, "replay", refused.EventID); code != 1 || !strings.Contains(errOut, "runs this journal in live mode") {
+		t.Fatalf("replay from a shell of the other mode: exit %d, %s", code, errOut)
+	}
+	// A serve that knows no mode is not bound by the record: it takes both,
+	// and says so.
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	modeless := startServe(t, map[string]string{"DATABASE_URL": db})
+	modeless.lake.Put(map[string]any{"_id": "art-t", "_type": "artwork", "isAvailable": true})
+	if out, _, code := runCommand(t, shell, "trigger", "-url", modeless.url+"/api/webhook", "-artwork", "art-t", "-mode", "test"); code != 0 || !strings.Contains(out, `"outcome":"sold"`) {
+		t.Fatalf("a test event on a serve without a mode: exit %d, %s", code, out)
+	}
+	if !strings.Contains(modeless.logs.all(), "ran this journal in live mode") {
+		t.Error("a serve without a mode on a journal run in live mode says nothing")
+	}
 }

@@ -63,11 +63,6 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, observe func(end
 	if err != nil {
 		return nil, fmt.Errorf("opening the journal (DATABASE_URL): %w", err)
 	}
-	mode, err := stripeModeOf(ctx, cfg, db)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
 	catalog, err := sanity.New(sanity.Config{
 		ProjectID: cfg.Sanity.ProjectID, Dataset: cfg.Sanity.Dataset, Token: cfg.Sanity.Token,
 		APIVersion: cfg.Sanity.APIVersion, Host: cfg.Sanity.Host,
@@ -82,7 +77,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, observe func(end
 		catalog: catalog,
 		fulfiller: &stock.Fulfiller{
 			Catalog: catalog, Journal: db, Logger: log, Owner: processOwner(), LeaseTTL: cfg.LeaseTTL,
-			Reservations: reservationsFor(cfg, db), Mode: mode,
+			Reservations: reservationsFor(cfg, db), Mode: cfg.StripeMode, ModeSource: "STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE",
 		},
 	}, nil
 }
@@ -90,15 +85,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, observe func(end
 // stripeModeSetting is where the journal keeps the shop's Stripe mode.
 const stripeModeSetting = "stripe_mode"
 
-// stripeModeOf is the Stripe mode a command applies events in: its own
-// settings' (the key's, or SOLDOUT_STRIPE_MODE), or else the one the last
-// serve that knew it recorded in the journal. So a replay run from a shell
-// without the key still refuses an event that the server refused as of the
-// other mode.
-func stripeModeOf(ctx context.Context, cfg config, db *journal.DB) (stock.StripeMode, error) {
-	if cfg.StripeMode != stock.ModeAny {
-		return cfg.StripeMode, nil
-	}
+// recordedStripeMode is the mode the last serve that knew one recorded in
+// the journal; ModeAny when none did.
+func recordedStripeMode(ctx context.Context, db *journal.DB) (stock.StripeMode, error) {
 	v, err := db.Setting(ctx, stripeModeSetting)
 	if err != nil {
 		return "", fmt.Errorf("reading the journal's Stripe mode: %w", err)
@@ -106,9 +95,28 @@ func stripeModeOf(ctx context.Context, cfg config, db *journal.DB) (stock.Stripe
 	return stock.StripeMode(v), nil
 }
 
+// commandMode is the Stripe mode an operator command (replay, reconcile)
+// applies events in: the server's. A shell without the key takes the one
+// serve recorded in the journal, so that a replay cannot apply an event the
+// server refused as of the other mode; a shell whose own mode differs from
+// the recorded one is refused, since its events would not be the server's.
+func commandMode(ctx context.Context, cfg config, db *journal.DB) (mode stock.StripeMode, source string, err error) {
+	recorded, err := recordedStripeMode(ctx, db)
+	switch {
+	case err != nil:
+		return "", "", err
+	case cfg.StripeMode == stock.ModeAny:
+		return recorded, "the journal, where soldout serve recorded it", nil
+	case recorded != stock.ModeAny && recorded != cfg.StripeMode:
+		return "", "", configError{fmt.Sprintf("this shell's Stripe mode is %s (STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE), but soldout serve runs this journal in %s mode: use the server's settings, or restart serve in %s mode first if the shop is switching",
+			cfg.StripeMode, recorded, cfg.StripeMode)}
+	}
+	return cfg.StripeMode, "STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE", nil
+}
+
 // recordStripeMode stores serve's own mode in the journal, for the commands
-// run from other shells (stripeModeOf). A serve that knows none leaves the
-// recorded one, which it applies events in.
+// run from other shells (commandMode). A serve that knows none applies
+// events of both modes and leaves the record as it is.
 func recordStripeMode(ctx context.Context, cfg config, db *journal.DB) error {
 	if cfg.StripeMode == stock.ModeAny {
 		return nil
@@ -158,6 +166,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 	defer a.journal.Close()
 	if err := recordStripeMode(ctx, cfg, a.journal); err != nil {
 		return err
+	}
+	if recorded, err := recordedStripeMode(ctx, a.journal); err == nil && cfg.StripeMode == stock.ModeAny && recorded != stock.ModeAny {
+		log.Warn("this serve knows no Stripe mode, but an earlier one ran this journal in "+string(recorded)+" mode: events of both modes are accepted; set STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE",
+			"recorded_stripe_mode", string(recorded))
 	}
 
 	hc := httpapi.Config{

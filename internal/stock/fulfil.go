@@ -1,6 +1,7 @@
 package stock
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -56,6 +57,8 @@ type Fulfiller struct {
 	// pointed at production, or a test secret added beside the live one,
 	// would otherwise let a test checkout withdraw a real piece.
 	Mode StripeMode
+	// ModeSource says what set Mode, for the message that refuses an event.
+	ModeSource string
 
 	locks keyedLocks
 }
@@ -183,8 +186,8 @@ func (f *Fulfiller) process(ctx context.Context, ev Event, first bool, settled *
 		// Refused, not ignored: if the shop's own setting is the mistake (a
 		// test key left on a live shop), every real sale lands here, and
 		// Stripe must keep it for a retry once the setting is fixed.
-		return Result{}, Errorf(Misconfigured, "event %s is of Stripe's %s mode, and this soldout runs in %s mode (STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE): nothing changed; if the event is the shop's, fix the setting and Stripe's retry applies it, else point that mode's endpoint at a soldout of its own",
-			ev.ID, modeOf(ev.Livemode), f.Mode)
+		return Result{}, Errorf(Misconfigured, "event %s is of Stripe's %s mode, and this soldout runs in %s mode (from %s): nothing changed; if the event is the shop's, fix the setting and Stripe's retry applies it, else point that mode's endpoint at a soldout of its own",
+			ev.ID, modeOf(ev.Livemode), f.Mode, cmp.Or(f.ModeSource, "its settings"))
 	}
 	act := f.actionFor(ev)
 	if act == actNone {
