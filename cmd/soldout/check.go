@@ -18,7 +18,8 @@ const checkSynopsis = `Verifies the configuration as an operator would before go
 per check, ✓ or ✗ with what to do: the settings, the webhook secret's format,
 Sanity (reachable, dataset, token accepted, drafts readable, writes allowed —
 by a dry-run mutation that changes nothing), the journal (writable, schema
-up to date) and, when STRIPE_SECRET_KEY is set, that Stripe accepts the key.
+up to date), the Stripe mode against the one serve recorded in the journal
+and, when STRIPE_SECRET_KEY is set, that Stripe accepts the key.
 It exits 1 if any check fails.`
 
 // checkResult is one line of `soldout check`.
@@ -133,6 +134,9 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 		add("journal", fmt.Errorf("cannot open DATABASE_URL: %w", err), "")
 	} else {
 		add("journal", journalHealth(ctx, db), db.Kind()+", writable, schema up to date")
+		recorded, err := recordedStripeMode(ctx, db)
+		detail, modeErr := stripeModeDetail(cfg.StripeMode, recorded)
+		add("stripe mode", errors.Join(err, modeErr), detail)
 		db.Close()
 	}
 
@@ -147,13 +151,28 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 		if stock.ErrorCode(err) == stock.NotFound {
 			err = nil
 		}
-		mode := "test mode"
-		if strings.Contains(cfg.StripeSecretKey, "_live_") {
-			mode = "live mode"
+		detail := "accepted by Stripe"
+		if cfg.StripeMode != stock.ModeAny {
+			detail += " (" + string(cfg.StripeMode) + " mode)"
 		}
-		add("stripe key", err, "accepted by Stripe ("+mode+")")
+		add("stripe key", err, detail)
 	}
 	return out
+}
+
+// stripeModeDetail says which Stripe mode serve would run in, against the
+// one the journal recorded; an error when they differ, since the operator
+// commands of this shell would then be refused.
+func stripeModeDetail(mode, recorded stock.StripeMode) (string, error) {
+	switch {
+	case mode != stock.ModeAny && recorded != stock.ModeAny && mode != recorded:
+		return "", fmt.Errorf("this shell's settings say %s mode, but soldout serve ran this journal in %s mode: use the server's key, or restart serve in %s mode if the shop is switching", mode, recorded, mode)
+	case mode != stock.ModeAny:
+		return string(mode) + " mode: events of the other mode are refused", nil
+	case recorded != stock.ModeAny:
+		return "none set here; soldout serve ran this journal in " + string(recorded) + " mode, which replay and reconcile follow", nil
+	}
+	return "none set: events of both modes are accepted (STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE would refuse the other mode's)", nil
 }
 
 // checkSanity adds the Sanity lines: the dataset answers, drafts are

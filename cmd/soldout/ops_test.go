@@ -495,6 +495,19 @@ func TestOpsCheck(t *testing.T) {
 		return path
 	}
 
+	liveJournal := func(t *testing.T) string {
+		path := filepath.Join(t.TempDir(), "live.db")
+		db, err := journal.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.SetSetting(context.Background(), stripeModeSetting, string(stock.ModeLive)); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+
 	tests := []struct {
 		name  string
 		env   map[string]string
@@ -504,7 +517,8 @@ func TestOpsCheck(t *testing.T) {
 		hint  string            // in the failing line
 	}{
 		{name: "all good", want: map[string]string{"settings": checkOK, "webhook secret": checkOK, "sanity": checkOK,
-			"sanity drafts": checkOK, "sanity write": checkOK, "journal": checkOK, "stripe key": checkOK}},
+			"sanity drafts": checkOK, "sanity write": checkOK, "journal": checkOK, "stripe mode": checkOK, "stripe key": checkOK}},
+		{name: "a test key on a journal served in live mode", db: liveJournal, want: map[string]string{"stripe mode": checkFail}, hint: "ran this journal in live mode"},
 		{name: "no Stripe key", env: map[string]string{"STRIPE_SECRET_KEY": ""}, want: map[string]string{"stripe key": checkSkip}},
 		{name: "not a webhook secret", env: map[string]string{"STRIPE_WEBHOOK_SECRET": "sk_live_123456789"},
 			want: map[string]string{"webhook secret": checkFail}, hint: "whsec_"},
