@@ -463,17 +463,11 @@ type historyInfo struct {
 	List           listTimes `json:"list_artwork"`
 }
 
+// historyRuns fills one journal, then alternates runs on a fresh, empty
+// journal and on the filled one, so that a change in the host's speed
+// weighs on both sides alike.
 func historyRuns(ctx context.Context, o *options, js journals, stderr io.Writer) (historyInfo, error) {
 	h := historyInfo{Events: o.history}
-	var empty, filled []runResult
-	for i := range o.repeat {
-		fmt.Fprintf(stderr, "history: empty journal, run %d/%d...\n", i+1, o.repeat)
-		r, err := freshSoldoutRun(ctx, o, js, o.c)
-		if err != nil {
-			return h, err
-		}
-		empty = append(empty, r)
-	}
 	url, cleanup, err := js.fresh(ctx)
 	if err != nil {
 		return h, err
@@ -485,10 +479,16 @@ func historyRuns(ctx context.Context, o *options, js journals, stderr io.Writer)
 		return h, err
 	}
 	h.FillSeconds = fill.Seconds()
+	var empty, filled []runResult
 	for i := range o.repeat {
-		fmt.Fprintf(stderr, "history: %d events in the journal, run %d/%d...\n", o.history, i+1, o.repeat)
-		r, err := soldoutRun(ctx, o, o.c, url)
+		fmt.Fprintf(stderr, "history: empty journal, run %d/%d...\n", i+1, o.repeat)
+		r, err := freshSoldoutRun(ctx, o, js, o.c)
 		if err != nil {
+			return h, err
+		}
+		empty = append(empty, r)
+		fmt.Fprintf(stderr, "history: %d events in the journal, run %d/%d...\n", o.history, i+1, o.repeat)
+		if r, err = soldoutRun(ctx, o, o.c, url); err != nil {
 			return h, err
 		}
 		r.Journal, r.HistoryEvents = js.kind(), o.history

@@ -34,6 +34,7 @@ var contract = []struct {
 	{"FinishEventWithSales", testFinishEventWithSales},
 	{"FinishEventsRacingOnTheSameSales", testFinishEventsRacing},
 	{"Settings", testSettings},
+	{"FillHistory", testFillHistory},
 	{"UnfinishedEventAfterCrash", testUnfinishedAfterCrash},
 	{"InsertSale", testInsertSale},
 	{"InsertSaleRace", testInsertSaleRace},
@@ -302,6 +303,37 @@ func testFinishEventsRacing(t *testing.T, url string) {
 		if won := wins(t, errs, stock.ErrStale); won != 1 {
 			t.Errorf("round %d: %d of two racing outcomes recorded, want 1", i, won)
 		}
+	}
+}
+
+// The history benchmarks' journal looks like a real one's past: events of
+// a real payload's size, their artworks, and a sale for each.
+func testFillHistory(t *testing.T, url string) {
+	d := open(t, url)
+	if err := d.FillHistory(ctx, 100, 10); err != nil {
+		t.Fatal(err)
+	}
+	count := func(query string) int {
+		t.Helper()
+		var n int
+		if err := d.read.QueryRowContext(ctx, query).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for query, want := range map[string]int{
+		`SELECT count(*) FROM events`:                     100,
+		`SELECT count(*) FROM event_artworks`:             100,
+		`SELECT count(*) FROM sales WHERE state = 'sold'`: 100,
+		`SELECT min(length(payload)) FROM events`:         2400,
+	} {
+		if got := count(query); got != want {
+			t.Errorf("%s: %d, want %d", query, got, want)
+		}
+	}
+	evs, err := d.ListEvents(ctx, EventFilter{ArtworkID: HistoryArtworkID(3, 10)})
+	if err != nil || len(evs) != 10 {
+		t.Errorf("events of one artwork: %d, %v; want 10", len(evs), err)
 	}
 }
 

@@ -10,7 +10,10 @@ func HistoryArtworkID(k, artworks int) string { return fmt.Sprint("art_history_"
 
 // FillHistory appends n finished, sold checkout events spread evenly over
 // artworks artwork ids (see HistoryArtworkID), with their event_artworks rows,
-// received one millisecond apart and ending at the journal's clock. It gives
+// received one millisecond apart and ending at the journal's clock, and the
+// sale of each: n sales rows, each of a piece of its own (one artwork is
+// sold once), so that the sales table and its indexes are as large as the
+// events'. Payloads are 2.4 KB, a real Checkout event's size. It gives
 // benchmarks a journal with a long past, so that they can show that the cost
 // of an event does not grow with history. It writes with one statement per
 // table, so a million events take seconds, not the hours that a million
@@ -24,13 +27,21 @@ func (d *DB) FillHistory(ctx context.Context, n, artworks int) error {
 	numbers := fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT %d UNION ALL SELECT i + 1 FROM n WHERE i < %d) `, n, 2*n-1)
 	at := fmt.Sprint(d.now().UnixMilli()-int64(2*n), " + i")
 	art := fmt.Sprint(`'art_history_' || (i % `, artworks, ` + `, artworks, `)`)
+	// 2,400 characters that neither backend compresses away.
+	payload := `hex(randomblob(1200))`
+	if d.kind == kindPostgres {
+		payload = `repeat(md5(i::text), 75)`
+	}
 	for _, q := range []string{
 		numbers + `INSERT INTO events (id, type, created, livemode, session_id, artwork_ids,
 				first_received, last_received, attempts, outcome, detail, last_error, finished_at, payload)
 			SELECT 'evt_history_' || i, 'checkout.session.completed', ` + at + `, false, 'cs_history_' || i,
-				'["' || ` + art + ` || '"]', ` + at + `, ` + at + `, 1, 'sold', ` + art + ` || '=sold', '', ` + at + `, '{}' FROM n`,
+				'["' || ` + art + ` || '"]', ` + at + `, ` + at + `, 1, 'sold', ` + art + ` || '=sold', '', ` + at + `, ` + payload + ` FROM n`,
 		numbers + `INSERT INTO event_artworks (artwork_id, first_received, event_id)
 			SELECT ` + art + `, ` + at + `, 'evt_history_' || i FROM n ORDER BY 1, 2`,
+		numbers + `INSERT INTO sales (` + saleCols + `)
+			SELECT 'art_history_sold_' || i, 'cs_history_' || i, 'sold', 'buyer' || i || '@example.com', 120000, 'eur',
+				'["evt_history_' || i || '"]', 'soldout-history-' || i, '', 0, ` + at + `, ` + at + `, 2, '' FROM n`,
 		`ANALYZE`,
 	} {
 		err := d.write(ctx, func(ctx context.Context) error {
