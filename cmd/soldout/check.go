@@ -25,7 +25,7 @@ It exits 1 if any check fails.`
 // checkResult is one line of `soldout check`.
 type checkResult struct {
 	Check  string `json:"check"`
-	Status string `json:"status"` // ok, fail or skip
+	Status string `json:"status"` // ok, fail, warn or skip
 	Detail string `json:"detail"`
 }
 
@@ -33,9 +33,10 @@ const (
 	checkOK   = "ok"
 	checkFail = "fail"
 	checkSkip = "skip"
+	checkWarn = "warn" // worth knowing, not a reason to stop
 )
 
-var checkMarks = map[string]string{checkOK: "✓", checkFail: "✗", checkSkip: "–"}
+var checkMarks = map[string]string{checkOK: "✓", checkFail: "✗", checkSkip: "–", checkWarn: "!"}
 
 // stripeCheckSession names no real session: Stripe answers 404 to a valid
 // key and 401 to a refused one.
@@ -93,6 +94,7 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 		out = append(out, r)
 	}
 	skip := func(check, why string) { out = append(out, checkResult{Check: check, Status: checkSkip, Detail: why}) }
+	warn := func(check, what string) { out = append(out, checkResult{Check: check, Status: checkWarn, Detail: what}) }
 
 	cfg, err := loadConfig(flags, getenv, true, true)
 	var bad configError
@@ -134,9 +136,13 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 		add("journal", fmt.Errorf("cannot open DATABASE_URL: %w", err), "")
 	} else {
 		add("journal", journalHealth(ctx, db), db.Kind()+", writable, schema up to date")
-		recorded, err := recordedStripeMode(ctx, db)
-		detail, modeErr := stripeModeDetail(cfg.StripeMode, recorded)
-		add("stripe mode", errors.Join(err, modeErr), detail)
+		if recorded, err := recordedStripeMode(ctx, db); err != nil {
+			add("stripe mode", err, "")
+		} else if detail, switching := stripeModeDetail(cfg.StripeMode, recorded); switching {
+			warn("stripe mode", detail)
+		} else {
+			add("stripe mode", nil, detail)
+		}
 		db.Close()
 	}
 
@@ -161,18 +167,19 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 }
 
 // stripeModeDetail says which Stripe mode serve would run in, against the
-// one the journal recorded; an error when they differ, since the operator
-// commands of this shell would then be refused.
-func stripeModeDetail(mode, recorded stock.StripeMode) (string, error) {
+// one the journal recorded. switching reports that they differ: a shop going
+// live checks before it restarts serve, so that is a warning, not a failure,
+// though replay and reconcile from this shell are refused until the restart.
+func stripeModeDetail(mode, recorded stock.StripeMode) (detail string, switching bool) {
 	switch {
 	case mode != stock.ModeAny && recorded != stock.ModeAny && mode != recorded:
-		return "", fmt.Errorf("this shell's settings say %s mode, but soldout serve ran this journal in %s mode: use the server's key, or restart serve in %s mode if the shop is switching", mode, recorded, mode)
+		return fmt.Sprintf("this shell's settings say %s mode, but soldout serve ran this journal in %s mode: fine if the shop is switching to %s (serve records it when restarted with these settings); until then replay and reconcile from this shell are refused", mode, recorded, mode), true
 	case mode != stock.ModeAny:
-		return string(mode) + " mode: events of the other mode are refused", nil
+		return string(mode) + " mode: events of the other mode are refused", false
 	case recorded != stock.ModeAny:
-		return "none set here; soldout serve ran this journal in " + string(recorded) + " mode, which replay and reconcile follow", nil
+		return "none set here; soldout serve ran this journal in " + string(recorded) + " mode, which replay follows", false
 	}
-	return "none set: events of both modes are accepted (STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE would refuse the other mode's)", nil
+	return "none set: events of both modes are accepted (STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE would refuse the other mode's)", false
 }
 
 // checkSanity adds the Sanity lines: the dataset answers, drafts are

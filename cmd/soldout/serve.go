@@ -108,7 +108,7 @@ func commandMode(ctx context.Context, cfg config, db *journal.DB) (mode stock.St
 	case cfg.StripeMode == stock.ModeAny:
 		return recorded, "the journal, where soldout serve recorded it", nil
 	case recorded != stock.ModeAny && recorded != cfg.StripeMode:
-		return "", "", configError{fmt.Sprintf("this shell's Stripe mode is %s (STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE), but soldout serve runs this journal in %s mode: use the server's settings, or restart serve in %s mode first if the shop is switching",
+		return "", "", configError{fmt.Sprintf("this shell's Stripe mode is %s (STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE), but soldout serve runs this journal in %s mode: use the server's key (replay needs none: unset STRIPE_SECRET_KEY and SOLDOUT_STRIPE_MODE and it takes the journal's mode); if the shop is switching to %s, restart serve with these settings first",
 			cfg.StripeMode, recorded, cfg.StripeMode)}
 	}
 	return cfg.StripeMode, "STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE", nil

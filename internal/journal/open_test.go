@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -131,4 +132,36 @@ func TestOpenKeepsAnExistingPageSize(t *testing.T) {
 		t.Errorf("page_size %d, %v; want the file's own 4096", size, err)
 	}
 	record(t, d, event("evt_old", stock.CheckoutCompleted, "cs_old", "art_old"), t0)
+}
+
+// A new journal's migrations commit together or not at all: one that fails
+// leaves none applied, so that the next start, with the mistake fixed,
+// begins from nothing rather than from a half-built schema.
+func TestMigrationsAllOrNothing(t *testing.T) {
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = append(slices.Clone(saved), migration{version: len(saved) + 1, name: "9999_broken.sql", sql: `CREATE TABLE nonsense (`})
+	path := filepath.Join(t.TempDir(), "j.db")
+	if _, err := Open(context.Background(), path); err == nil || !strings.Contains(err.Error(), "9999_broken.sql") {
+		t.Fatalf("Open with a broken migration: %v", err)
+	}
+	raw, err := openSQLitePool("file:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables int
+	err = raw.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'sales', 'settings')`).Scan(&tables)
+	raw.Close()
+	if err != nil || tables != 0 {
+		t.Fatalf("after a failed migration, %d of the earlier migrations' tables exist (%v): half a schema", tables, err)
+	}
+	migrations = saved
+	d := open(t, path)
+	if v, err := d.SchemaVersion(context.Background()); err != nil || v != len(saved) {
+		t.Fatalf("after the fix: schema version %d, %v; want %d", v, err, len(saved))
+	}
+	var n int
+	if err := d.read.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(saved) {
+		t.Errorf("%d migrations recorded, %v; want %d, each once", n, err, len(saved))
+	}
 }
