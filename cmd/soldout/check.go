@@ -94,7 +94,9 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 		out = append(out, r)
 	}
 	skip := func(check, why string) { out = append(out, checkResult{Check: check, Status: checkSkip, Detail: why}) }
-	warn := func(check, what string) { out = append(out, checkResult{Check: check, Status: checkWarn, Detail: what}) }
+	warn := func(check, what string) {
+		out = append(out, checkResult{Check: check, Status: checkWarn, Detail: what})
+	}
 
 	cfg, err := loadConfig(flags, getenv, true, true)
 	var bad configError
