@@ -19,13 +19,15 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve": {"run the webhook server (POST /api/webhook, GET /healthz, GET /readyz)", runServe},
 		"demo":  {"a self-contained tour on an in-memory Sanity stand-in: no account needed", runDemo},
-		// Operator commands: they read the same settings as serve.
-		"events":    {"the journal's Stripe events: events list [filters], events show EVENT_ID", runEvents},
-		"sales":     {"who bought what, and every double sale with both sessions: sales list", runSales},
-		"replay":    {"run a journaled event through the pipeline again (idempotent)", runReplay},
-		"reconcile": {"compare Stripe's completed sessions with the journal and Sanity; --apply fixes", runReconcile},
-		"check":     {"verify the configuration before going live, one ✓ or ✗ line per check", runCheck},
-		"trigger":   {"send a correctly signed sample event to a running soldout", runTrigger},
+		// Operator commands: they read the same settings as serve, and print
+		// to a terminal what buyers' browsers and Stripe's metadata put in
+		// the journal, hence operatorOutput.
+		"events":    {"the journal's Stripe events: events list [filters], events show EVENT_ID", operatorOutput(runEvents)},
+		"sales":     {"who bought what, and every double sale with both sessions: sales list", operatorOutput(runSales)},
+		"replay":    {"run a journaled event through the pipeline again (idempotent)", operatorOutput(runReplay)},
+		"reconcile": {"compare Stripe's completed sessions with the journal and Sanity; --apply fixes", operatorOutput(runReconcile)},
+		"check":     {"verify the configuration before going live, one ✓ or ✗ line per check", operatorOutput(runCheck)},
+		"trigger":   {"send a correctly signed sample event to a running soldout", operatorOutput(runTrigger)},
 		"help": {"show this help", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
 			printHelp(stdout)
 			return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"soldout/internal/stock"
 )
@@ -170,4 +172,60 @@ func artworkResults(w io.Writer, res stock.Result) {
 		fmt.Fprintf(tw, "%s\t%s\n", a.ArtworkID, a.Outcome)
 	}
 	tw.Flush()
+}
+
+// operatorOutput gives run a stdout that shows control characters as
+// escapes instead of sending them to the operator's terminal: an artwork id
+// copied from a browser into Stripe's metadata, or an email, could otherwise
+// move the cursor, clear the screen or retitle the window. JSON output is
+// unchanged in meaning, since its encoder escapes C0 controls already and
+// \u0085 is how JSON writes a C1 one.
+func operatorOutput(run func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error) func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+		w := &terminalSafe{w: stdout}
+		err := run(ctx, args, getenv, w, stderr)
+		w.flush()
+		return err
+	}
+}
+
+// terminalSafe escapes C0 controls other than tab and newline, DEL and C1
+// controls as \u00XX. A rune cut by the end of a Write waits for the next.
+type terminalSafe struct {
+	w       io.Writer
+	pending []byte
+}
+
+func (t *terminalSafe) Write(p []byte) (int, error) {
+	b := append(t.pending, p...)
+	t.pending = nil
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		if !utf8.FullRune(b) {
+			t.pending = append(t.pending, b...)
+			break
+		}
+		r, size := utf8.DecodeRune(b)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			out = fmt.Appendf(out, "\\x%02x", b[0])
+		case r < 0x20 && r != '\t' && r != '\n', r == 0x7f, r >= 0x80 && r <= 0x9f:
+			out = fmt.Appendf(out, "\\u%04x", r)
+		default:
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	if _, err := t.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// flush writes out a rune left incomplete at the end, escaped.
+func (t *terminalSafe) flush() {
+	for _, c := range t.pending {
+		fmt.Fprintf(t.w, "\\x%02x", c)
+	}
+	t.pending = nil
 }

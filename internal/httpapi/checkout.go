@@ -89,6 +89,10 @@ func writeStorefrontError(w http.ResponseWriter, err error) int {
 		writeJSON(w, status, reservedBody{Error: "reserved", Until: re.Until.UTC().Format(time.RFC3339)})
 	case errors.Is(err, stock.ErrSold):
 		writeJSON(w, status, soldBody{Error: "sold"})
+	case code == stock.NotFound:
+		// The details (the dataset, another document's type) are the log's:
+		// a browser must not learn which documents exist.
+		writeJSON(w, status, errorBody{Error: "no such artwork", Code: string(code)})
 	case code == stock.Upstream:
 		writeJSON(w, status, errorBody{Error: "Stripe could not open the checkout; the artwork is not held, try again in a moment", Code: string(code)})
 	case status >= 500:

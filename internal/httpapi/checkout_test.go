@@ -713,3 +713,17 @@ func TestReservationsAcrossReplicas(t *testing.T) {
 func postgresSchema(t *testing.T) string {
 	return pgtest.URL(t, "the checkout's replicas on PostgreSQL")
 }
+
+// A browser learns that an id is no artwork, never which documents exist:
+// a missing id and a document of another type (an order, say) get the same
+// answer, without the dataset's name.
+func TestStorefrontNotFoundTellsNothing(t *testing.T) {
+	s := newShop(t)
+	s.lake.Put(map[string]any{"_id": "secret-order-1", "_type": "order", "title": "Order", "price": 1})
+	r := s.replica(sqliteJournal(t), nil)
+	for _, id := range []string{"art-missing", "secret-order-1"} {
+		want := `{"error":"no such artwork","code":"not_found"}`
+		wantBody(t, "availability of "+id, r.request(http.MethodGet, "/api/availability/"+id, "", "", "198.51.100.2"), 404, want)
+		wantBody(t, "checkout of "+id, r.buy(id, "198.51.100.2"), 404, want)
+	}
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -16,7 +17,6 @@ func handleHealthz() http.Handler {
 
 type readiness struct {
 	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
 	// LastSanityOK is when Sanity last answered a request successfully
 	// (RFC 3339), null before the first. Informative only: readiness
 	// depends on the journal, since Sanity may be idle for days and a
@@ -24,7 +24,7 @@ type readiness struct {
 	LastSanityOK *time.Time `json:"last_sanity_ok"`
 }
 
-func handleReadyz(journal Pinger, sanity *SanityContact) http.Handler {
+func handleReadyz(log *slog.Logger, journal Pinger, sanity *SanityContact) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body readiness
 		if sanity != nil {
@@ -36,7 +36,10 @@ func handleReadyz(journal Pinger, sanity *SanityContact) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := journal.Ping(ctx); err != nil {
-			body.Status, body.Error = "journal unavailable", err.Error()
+			// The probe is public; the error may name the database, its user
+			// and its host: it goes to the log only.
+			body.Status = "journal unavailable"
+			log.Warn("readiness: the journal does not answer; check DATABASE_URL's server and disk", "err", err)
 			writeJSON(w, statusFor(stock.Unavailable), body)
 			return
 		}

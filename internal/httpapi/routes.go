@@ -33,7 +33,7 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 		mux.Handle("/api/availability/{artworkId}", off)
 	}
 	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(cfg.Journal, cfg.Sanity))
+	mux.Handle("GET /readyz", handleReadyz(cfg.Logger, cfg.Journal, cfg.Sanity))
 }
 
 // methodNotAllowed logs what it refuses: Stripe only POSTs, so a GET on the
