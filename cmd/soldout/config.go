@@ -63,6 +63,7 @@ type checkoutSettings struct {
 	CancelURL       string        // SOLDOUT_CANCEL_URL
 	AllowedOrigins  []string      // SOLDOUT_ALLOWED_ORIGINS
 	DefaultCurrency string        // SOLDOUT_DEFAULT_CURRENCY
+	ClientHolds     int           // SOLDOUT_CLIENT_HOLDS: pieces one client may hold at once; 0: no cap
 	// Artwork field names (SOLDOUT_FIELD_TITLE, _PRICE, _CURRENCY, _IMAGE).
 	ArtworkType                                       string
 	TitleField, PriceField, CurrencyField, ImageField string
@@ -181,7 +182,16 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		}
 		c.ClientRate = n
 	}
+	var clientHolds int
+	if v := env("SOLDOUT_CLIENT_HOLDS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_CLIENT_HOLDS=%q: pieces one client may hold in checkout at once, a whole number (0: no cap)", v))
+		}
+		clientHolds = n
+	}
 	c.Checkout = checkoutSettings{
+		ClientHolds:     clientHolds,
 		ReservationTTL:  defaultReservationTTL,
 		SuccessURL:      env("SOLDOUT_SUCCESS_URL", ""),
 		CancelURL:       env("SOLDOUT_CANCEL_URL", ""),

@@ -238,6 +238,7 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"bad host", map[string]string{"SANITY_API_HOST": "ftp://x"}, []string{"SANITY_API_HOST"}, nil},
 		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}, nil},
 		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}, nil},
+		{"a negative cap on holds", map[string]string{"SOLDOUT_CLIENT_HOLDS": "-1"}, []string{"SOLDOUT_CLIENT_HOLDS"}, nil},
 		{"not a Stripe mode", map[string]string{"SOLDOUT_STRIPE_MODE": "prod"}, []string{"SOLDOUT_STRIPE_MODE", "test or live"}, nil},
 		{"a mode against the key's", map[string]string{"SOLDOUT_STRIPE_MODE": "live", "STRIPE_SECRET_KEY": "sk_test_4eC39HqLyjWDarjtT1zdp7dc"}, []string{"SOLDOUT_STRIPE_MODE", "test-mode key"}, nil},
 		{"reservation without a margin over Stripe's minimum", map[string]string{"SOLDOUT_RESERVATION_TTL": "30m"}, []string{"SOLDOUT_RESERVATION_TTL", "31m"}, nil},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 // reservation: POST /api/checkout and GET /api/availability/{artworkId}.
 type Storefront struct {
 	Checkout *stock.Checkout
+	// Holds, when set, caps the pieces one client holds at once.
+	Holds *HoldLimiter
 }
 
 // storefrontRoute wraps a storefront handler: CORS outside (preflights cost
@@ -45,10 +48,18 @@ type (
 
 // handleCheckout reserves the artwork and opens its Checkout Session: 200
 // with the session's URL for a JSON request, 303 to it for a form post.
-func handleCheckout(log *slog.Logger, checkout *stock.Checkout, budget time.Duration) http.Handler {
+func handleCheckout(log *slog.Logger, store *Storefront, budget time.Duration) http.Handler {
+	checkout := store.Checkout
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		client := clientKey(r)
 		id, form, err := readField(w, r, "artworkId", maxCheckoutBody)
+		if err == nil && store.Holds != nil {
+			if ok, until := store.Holds.Allow(client); !ok {
+				w.Header().Set("Retry-After", itoa(int(math.Ceil(until.Sub(store.Holds.now()).Seconds()))))
+				err = stock.Errorf(stock.RateLimited, "this client already holds %d pieces in checkout: pay for one, or wait until %s", store.Holds.max, until.UTC().Format(time.RFC3339))
+			}
+		}
 		if err == nil {
 			// A buyer who leaves mid-way must not leave a claim behind
 			// without its session, nor a session without its claim.
@@ -56,6 +67,9 @@ func handleCheckout(log *slog.Logger, checkout *stock.Checkout, budget time.Dura
 			defer cancel()
 			var s stock.CheckoutSession
 			if s, err = checkout.Start(ctx, id); err == nil {
+				if store.Holds != nil {
+					store.Holds.Add(client, s.ExpiresAt.Add(stock.ReservationGrace))
+				}
 				log.Info("checkout opened", "artwork_id", id, "session_id", s.ID, "expires_at", s.ExpiresAt,
 					"duration_ms", float64(time.Since(start).Microseconds())/1000)
 				if form {

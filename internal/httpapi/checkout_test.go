@@ -47,6 +47,7 @@ type shop struct {
 	stripe  *stripetest.Server
 	mu      sync.Mutex
 	now     time.Time
+	holds   *httpapi.HoldLimiter // the replicas' cap on holds per client; nil: none
 }
 
 func newShop(t *testing.T) *shop {
@@ -134,6 +135,7 @@ func (s *shop) replica(journalURL string, limiter *httpapi.ClientLimiter) *repli
 				Sessions:     stripeapi.Checkout{Client: client, SuccessURL: shopSuccess, CancelURL: shopCancel},
 				Reservations: db, Logger: log, TTL: shopTTL, DefaultCurrency: "eur", Now: s.clock,
 			},
+			Holds: s.holds,
 		},
 	})}
 }
@@ -725,5 +727,33 @@ func TestStorefrontNotFoundTellsNothing(t *testing.T) {
 		want := `{"error":"no such artwork","code":"not_found"}`
 		wantBody(t, "availability of "+id, r.request(http.MethodGet, "/api/availability/"+id, "", "", "198.51.100.2"), 404, want)
 		wantBody(t, "checkout of "+id, r.buy(id, "198.51.100.2"), 404, want)
+	}
+}
+
+// One client cannot hold the whole shop: past SOLDOUT_CLIENT_HOLDS pieces
+// in checkout at once it gets 429 until one of its holds ends, while other
+// buyers go on.
+func TestHoldsPerClient(t *testing.T) {
+	s := newShop(t)
+	s.holds = httpapi.NewHoldLimiter(2, s.clock)
+	for _, id := range []string{"art-1", "art-2", "art-3", "art-4"} {
+		s.artwork(id)
+	}
+	r := s.replica(sqliteJournal(t), nil)
+	first := r.mustBuy(t, "art-1")
+	r.mustBuy(t, "art-2")
+	rec := r.buy("art-3", "198.51.100.1") // mustBuy's client
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "already holds 2 pieces") {
+		t.Fatalf("a third hold: %d %s (Retry-After %q)", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
+	}
+	if a := r.availability(t, "art-3"); !a.Available {
+		t.Error("the refused hold holds the piece")
+	}
+	if rec := r.buy("art-3", "203.0.113.9"); rec.Code != http.StatusOK {
+		t.Errorf("another buyer: %d %s", rec.Code, rec.Body)
+	}
+	s.advance(first.ExpiresAt.Add(stock.ReservationGrace).Sub(s.clock()) + time.Second)
+	if rec := r.buy("art-4", "198.51.100.1"); rec.Code != http.StatusOK {
+		t.Errorf("after its holds ended: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -23,7 +23,7 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 		// Checkout with reservation (checkout.go); preflights go to the
 		// catch-all patterns, where storefrontRoute answers them.
 		checkout := cfg.Storefront.Checkout
-		mux.Handle("POST /api/checkout", storefrontRoute(cfg, handleCheckout(cfg.Logger, checkout, cfg.Budget)))
+		mux.Handle("POST /api/checkout", storefrontRoute(cfg, handleCheckout(cfg.Logger, cfg.Storefront, cfg.Budget)))
 		mux.Handle("/api/checkout", storefrontRoute(cfg, methodNotAllowed(cfg.Logger, "POST")))
 		mux.Handle("GET /api/availability/{artworkId}", storefrontRoute(cfg, handleAvailability(cfg.Logger, checkout, cfg.Budget)))
 		mux.Handle("/api/availability/{artworkId}", storefrontRoute(cfg, methodNotAllowed(cfg.Logger, "GET")))
