@@ -603,7 +603,9 @@ func TestStorefrontCORS(t *testing.T) {
 		{"the shop's fetch", "POST", "/api/checkout", "application/json", `{"artworkId":"art-1"}`, nil, 200, true},
 		{"another site's form", "POST", "/api/checkout", "application/x-www-form-urlencoded", "artworkId=art-2", []string{"Origin", "https://evil.example"}, 400, false},
 		{"no Origin (a server)", "POST", "/api/checkout", "application/json", `{"artworkId":"art-3"}`, []string{"Origin", ""}, 200, false},
-		{"soldout's own origin", "POST", "/api/checkout", "application/json", `{"artworkId":"art-4"}`, []string{"Origin", "https://example.com"}, 200, false},
+		// The Host header is the client's to say: a DNS-rebinding page
+		// sends its own name as both, and is refused like any other.
+		{"an origin matching the Host header", "POST", "/api/checkout", "application/json", `{"artworkId":"art-4"}`, []string{"Origin", "https://example.com"}, 400, false},
 		{"the shop's preflight", "OPTIONS", "/api/checkout", "", "", []string{"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type"}, 204, true},
 		{"another site's preflight", "OPTIONS", "/api/checkout", "", "", []string{"Origin", "https://evil.example", "Access-Control-Request-Method", "POST"}, 204, false},
 		{"availability for the shop", "GET", "/api/availability/art-5", "", "", nil, 200, true},

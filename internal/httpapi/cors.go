@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 
 	"soldout/internal/stock"
@@ -14,7 +13,9 @@ import (
 // limit. A POST from any other site is refused: a form post needs no
 // preflight, so without this check any web page could make its visitors'
 // browsers reserve the shop's pieces, each from its own IP. Requests
-// without an Origin (curl, servers) and same-origin ones pass.
+// without an Origin (curl, servers) pass. A page served from soldout's own
+// host (the shop proxying /api to it) is listed like any other: taking the
+// Host header's word for "own origin" would let a DNS-rebinding page pass.
 func allowOrigins(origins []string, h http.Handler) http.Handler {
 	allowed := make(map[string]bool, len(origins))
 	for _, o := range origins {
@@ -38,17 +39,10 @@ func allowOrigins(origins []string, h http.Handler) http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		if r.Method == http.MethodPost && origin != "" && !ok && !sameOrigin(r, origin) {
+		if r.Method == http.MethodPost && origin != "" && !ok {
 			writeError(w, stock.Errorf(stock.Invalid, "origin %.100q may not call soldout from a browser: list it in SOLDOUT_ALLOWED_ORIGINS", origin))
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// sameOrigin reports whether origin names the host the request was sent
-// to: soldout serving the page itself, or behind the shop's own domain.
-func sameOrigin(r *http.Request, origin string) bool {
-	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
