@@ -259,8 +259,8 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		if problem := sanity.APIVersionProblem(s.APIVersion); problem != "" {
 			bad = append(bad, fmt.Sprintf("SANITY_API_VERSION=%q: %s", s.APIVersion, problem))
 		}
-		if problem := sanity.HostProblem(s.Host, s.Token); problem != "" {
-			bad = append(bad, fmt.Sprintf("SANITY_API_HOST=%q: %s", s.Host, problem))
+		if err := sanity.CheckHost(s.Host, s.Token); err != nil {
+			bad = append(bad, fmt.Sprintf("SANITY_API_HOST=%q: %v", s.Host, err))
 		}
 		c.Sanity = s
 	}

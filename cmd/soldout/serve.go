@@ -116,13 +116,22 @@ func commandMode(ctx context.Context, cfg config, db *journal.DB) (mode stock.St
 
 // recordStripeMode stores serve's own mode in the journal, for the commands
 // run from other shells (commandMode). A serve that knows none applies
-// events of both modes and leaves the record as it is.
-func recordStripeMode(ctx context.Context, cfg config, db *journal.DB) error {
-	if cfg.StripeMode == stock.ModeAny {
+// events of both modes and leaves the record as it is, saying so when there
+// is one.
+func recordStripeMode(ctx context.Context, cfg config, db *journal.DB, log *slog.Logger) error {
+	if cfg.StripeMode != stock.ModeAny {
+		if err := db.SetSetting(ctx, stripeModeSetting, string(cfg.StripeMode)); err != nil {
+			return fmt.Errorf("recording the Stripe mode in the journal: %w", err)
+		}
 		return nil
 	}
-	if err := db.SetSetting(ctx, stripeModeSetting, string(cfg.StripeMode)); err != nil {
-		return fmt.Errorf("recording the Stripe mode in the journal: %w", err)
+	recorded, err := recordedStripeMode(ctx, db)
+	if err != nil {
+		return err
+	}
+	if recorded != stock.ModeAny {
+		log.Warn("this serve knows no Stripe mode, but an earlier one ran this journal in "+string(recorded)+" mode: events of both modes are accepted; set STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE",
+			"recorded_stripe_mode", string(recorded))
 	}
 	return nil
 }
@@ -164,12 +173,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 		return err
 	}
 	defer a.journal.Close()
-	if err := recordStripeMode(ctx, cfg, a.journal); err != nil {
+	if err := recordStripeMode(ctx, cfg, a.journal, log); err != nil {
 		return err
-	}
-	if recorded, err := recordedStripeMode(ctx, a.journal); err == nil && cfg.StripeMode == stock.ModeAny && recorded != stock.ModeAny {
-		log.Warn("this serve knows no Stripe mode, but an earlier one ran this journal in "+string(recorded)+" mode: events of both modes are accepted; set STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE",
-			"recorded_stripe_mode", string(recorded))
 	}
 
 	hc := httpapi.Config{

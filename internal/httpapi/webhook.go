@@ -113,10 +113,9 @@ func processingBudget(budget time.Duration) time.Duration {
 // notAppliedLevel is the level of the line saying an event was not applied:
 // ERROR, unless nothing is wrong and a retry settles it by itself.
 func notAppliedLevel(err error) slog.Level {
-	switch {
-	case errors.Is(err, stock.ErrBusy): // another process is on it, or a claim left by a restart expires
-		return slog.LevelWarn
-	case errors.Is(err, stock.ErrPaced): // a burst of sales, spread out by the retries
+	// Another process is on it (or a claim a restart left expires), or a
+	// burst of sales is spread out by the retries.
+	if errors.Is(err, stock.ErrBusy) || errors.Is(err, stock.ErrPaced) {
 		return slog.LevelWarn
 	}
 	return slog.LevelError

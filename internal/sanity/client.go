@@ -182,16 +182,14 @@ func apiVersion(v string) (string, error) {
 	return v, nil
 }
 
-// HostProblem is New's rule for Config.Host (with the token it would carry):
-// what is wrong with host, or "" when it is usable or empty.
-func HostProblem(host, token string) string {
+// CheckHost is New's rule for Config.Host (with the token it would carry):
+// nil when host is usable or empty.
+func CheckHost(host, token string) error {
 	if host == "" {
-		return ""
+		return nil
 	}
-	if _, err := baseURL(Config{Host: host, Token: token}); err != nil {
-		return strings.TrimPrefix(err.Error(), "sanity: ")
-	}
-	return ""
+	_, err := baseURL(Config{Host: host, Token: token})
+	return err
 }
 
 // ValidProjectID and ValidDataset are New's rules for Config.ProjectID and
