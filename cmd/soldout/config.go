@@ -53,6 +53,7 @@ type config struct {
 	StripeAPIBase   string // STRIPE_API_BASE: tests and stripe-mock
 	MetricsAddr     string // SOLDOUT_METRICS_ADDR: Prometheus listener, off when empty
 	ClientRate      int    // SOLDOUT_CLIENT_RATE: storefront requests per minute per client
+	StorefrontRate  int    // SOLDOUT_STOREFRONT_RATE: storefront requests per second, all clients
 	Checkout        checkoutSettings
 }
 
@@ -181,6 +182,14 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 			bad = append(bad, fmt.Sprintf("SOLDOUT_CLIENT_RATE=%q: requests per minute per client, a positive whole number", v))
 		}
 		c.ClientRate = n
+	}
+	c.StorefrontRate = httpapi.DefaultStorefrontRate
+	if v := env("SOLDOUT_STOREFRONT_RATE", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_STOREFRONT_RATE=%q: storefront requests per second of all clients together, a positive whole number", v))
+		}
+		c.StorefrontRate = n
 	}
 	var clientHolds int
 	if v := env("SOLDOUT_CLIENT_HOLDS", ""); v != "" {

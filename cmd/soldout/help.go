@@ -56,6 +56,7 @@ var envHelp = []struct{ name, help string }{
 	{"STRIPE_API_BASE", "optional base URL replacing https://api.stripe.com (tests, stripe-mock)"},
 	{"SOLDOUT_METRICS_ADDR", "optional: serve Prometheus metrics on this host:port, e.g. 127.0.0.1:9090 (off when unset)"},
 	{"SOLDOUT_CLIENT_RATE", "storefront routes: requests per minute per client IP (default 30)"},
+	{"SOLDOUT_STOREFRONT_RATE", "storefront routes: requests per second of all clients together (default 100)"},
 	{"SOLDOUT_CLIENT_HOLDS", "checkout: pieces one client (IP, IPv6 /64) may hold at once; 0, the default, caps nothing (behind a proxy all buyers are one client)"},
 	{"SOLDOUT_RESERVATION_TTL", "checkout: how long a reservation holds an artwork (default and least 31m: Stripe's minimum of 30m and a margin)"},
 	{"SOLDOUT_SUCCESS_URL", "checkout: where Stripe sends the buyer after paying; may contain {CHECKOUT_SESSION_ID}"},

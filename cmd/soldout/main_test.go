@@ -238,6 +238,7 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"bad host", map[string]string{"SANITY_API_HOST": "ftp://x"}, []string{"SANITY_API_HOST"}, nil},
 		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}, nil},
 		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}, nil},
+		{"no storefront requests at all", map[string]string{"SOLDOUT_STOREFRONT_RATE": "0"}, []string{"SOLDOUT_STOREFRONT_RATE", "per second"}, nil},
 		{"a negative cap on holds", map[string]string{"SOLDOUT_CLIENT_HOLDS": "-1"}, []string{"SOLDOUT_CLIENT_HOLDS"}, nil},
 		{"not a Stripe mode", map[string]string{"SOLDOUT_STRIPE_MODE": "prod"}, []string{"SOLDOUT_STRIPE_MODE", "test or live"}, nil},
 		{"a mode against the key's", map[string]string{"SOLDOUT_STRIPE_MODE": "live", "STRIPE_SECRET_KEY": "sk_test_4eC39HqLyjWDarjtT1zdp7dc"}, []string{"SOLDOUT_STRIPE_MODE", "test-mode key"}, nil},

@@ -181,6 +181,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 		Logger: log, Verifier: verifier, Fulfiller: a.fulfiller, Journal: a.journal, Budget: cfg.Budget,
 		Sanity:  contact,
 		Limiter: httpapi.NewClientLimiter(cfg.ClientRate, min(cfg.ClientRate, httpapi.DefaultClientBurst)),
+		Shared:  httpapi.NewSharedLimiter(cfg.StorefrontRate, log),
 	}
 	// Interface fields are set only when there is something to set: a nil
 	// pointer in an interface would not read as "off".

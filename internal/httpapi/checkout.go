@@ -21,9 +21,10 @@ type Storefront struct {
 
 // storefrontRoute wraps a storefront handler: CORS outside (preflights cost
 // the client nothing, and the page can read a 429), then the per-client
-// limit.
+// limit, then the limit of all clients together (a client over its own
+// limit spends none of theirs).
 func storefrontRoute(cfg Config, h http.Handler) http.Handler {
-	return allowOrigins(cfg.AllowedOrigins, cfg.Limiter.Limit(h))
+	return allowOrigins(cfg.AllowedOrigins, cfg.Limiter.Limit(cfg.Shared.Limit(h)))
 }
 
 // maxCheckoutBody: the request names one artwork.

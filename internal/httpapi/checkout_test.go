@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,7 +48,10 @@ type shop struct {
 	stripe  *stripetest.Server
 	mu      sync.Mutex
 	now     time.Time
-	holds   *httpapi.HoldLimiter // the replicas' cap on holds per client; nil: none
+	holds   *httpapi.HoldLimiter   // the replicas' cap on holds per client; nil: none
+	shared  *httpapi.SharedLimiter // the replicas' cap of all clients; nil: the default
+	// sanityRequests counts the requests that reached the dataset.
+	sanityRequests atomic.Int64
 }
 
 func newShop(t *testing.T) *shop {
@@ -55,7 +59,10 @@ func newShop(t *testing.T) *shop {
 	s := &shop{t: t, lake: memlake.New("production", "sk-test"), stripe: stripetest.New(), now: time.Now().Truncate(time.Second)}
 	t.Cleanup(s.stripe.Close)
 	s.stripe.SetClock(s.clock)
-	srv := httptest.NewServer(s.lake)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.sanityRequests.Add(1)
+		s.lake.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	s.lakeURL = srv.URL
 	return s
@@ -126,7 +133,7 @@ func (s *shop) replica(journalURL string, limiter *httpapi.ClientLimiter) *repli
 		limiter = httpapi.NewClientLimiter(60000, 1000)
 	}
 	return &replica{shop: s, journal: db, h: httpapi.NewServer(httpapi.Config{
-		Logger: log, Verifier: verifier, Journal: db, Limiter: limiter, Sessions: client,
+		Logger: log, Verifier: verifier, Journal: db, Limiter: limiter, Shared: s.shared, Sessions: client,
 		AllowedOrigins: []string{shopOrigin},
 		Fulfiller:      &stock.Fulfiller{Catalog: catalog, Journal: db, Reservations: db, Logger: log, Owner: rand.Text(), Now: s.clock},
 		Storefront: &httpapi.Storefront{
@@ -660,6 +667,39 @@ func TestStorefrontRateLimit(t *testing.T) {
 	}
 	if other := r.buy("art-1", "198.51.100.8"); other.Code != http.StatusConflict {
 		t.Errorf("another client: %d", other.Code)
+	}
+}
+
+// TestStorefrontSharedLimit: past the cap of all clients together, a request
+// is answered 503 with Retry-After, readable by the shop's page, before it
+// costs Sanity a read; clients that each stay under their own limit are
+// refused alike.
+func TestStorefrontSharedLimit(t *testing.T) {
+	s := newShop(t)
+	s.artwork("art-1")
+	s.shared = httpapi.NewSharedLimiter(2, slog.New(slog.DiscardHandler))
+	r := s.replica(sqliteJournal(t), nil)
+	var codes []int
+	for _, client := range []string{"198.51.100.7", "198.51.100.8"} {
+		codes = append(codes, r.request(http.MethodGet, "/api/availability/art-1", "", "", client).Code)
+	}
+	before := s.sanityRequests.Load()
+	over := r.request(http.MethodGet, "/api/availability/art-1", "", "", "198.51.100.9")
+	buy := r.buy("art-1", "198.51.100.10")
+	if fmt.Sprint(codes) != "[200 200]" {
+		t.Fatalf("within the cap: %v", codes)
+	}
+	for _, rec := range []*httptest.ResponseRecorder{over, buy} {
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+			rec.Header().Get("Access-Control-Allow-Origin") != shopOrigin || !strings.Contains(rec.Body.String(), `"code":"unavailable"`) {
+			t.Errorf("over the cap: %d %v %s, want 503 unavailable with Retry-After, readable by the shop", rec.Code, rec.Header(), rec.Body)
+		}
+	}
+	if n := s.sanityRequests.Load() - before; n != 0 {
+		t.Errorf("requests over the cap cost Sanity %d requests", n)
+	}
+	if res, _ := r.journal.Reservation(context.Background(), "art-1"); res != nil {
+		t.Errorf("a checkout over the cap reserved the piece: %+v", res)
 	}
 }
 

@@ -66,12 +66,15 @@ func handleFulfil(cfg Config) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Each stage that answers without calling the next leaves its own
 		// outcome: the origin check (CORS, as for the storefront routes),
-		// then the per-client limit.
+		// the per-client limit, then the limit of all clients together.
 		outcome, status := string(stock.Invalid), statusFor(stock.Invalid)
 		allowOrigins(cfg.AllowedOrigins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			outcome, status = OutcomeRateLimited, statusFor(stock.RateLimited)
 			cfg.Limiter.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				outcome, status = fulfil(cfg, w, r)
+				outcome, status = string(stock.Unavailable), statusFor(stock.Unavailable)
+				cfg.Shared.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					outcome, status = fulfil(cfg, w, r)
+				})).ServeHTTP(w, r)
 			})).ServeHTTP(w, r)
 		})).ServeHTTP(w, r)
 		cfg.Observer.ObserveFulfil(outcome, status)

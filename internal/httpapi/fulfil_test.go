@@ -33,6 +33,7 @@ type fulfilEnv struct {
 	journal *journal.DB
 	obs     *recorder
 	h       http.Handler
+	cfg     httpapi.Config // what h was made of, for a test to change and rebuild
 }
 
 func newFulfilEnv(t *testing.T, withKey bool, limiter *httpapi.ClientLimiter) *fulfilEnv {
@@ -69,6 +70,7 @@ func newFulfilEnv(t *testing.T, withKey bool, limiter *httpapi.ClientLimiter) *f
 			t.Fatal(err)
 		}
 	}
+	e.cfg = cfg
 	e.h = httpapi.NewServer(cfg)
 	return e
 }
@@ -240,6 +242,27 @@ func TestFulfilRateLimit(t *testing.T) {
 	}
 	if got := e.obs.count("fulfil rate_limited 429"); got != 1 {
 		t.Errorf("rate-limited requests observed: %d", got)
+	}
+}
+
+// TestFulfilSharedLimit: past the cap of all clients together, the success
+// page gets 503 (its retry, or the webhook, applies the sale), Stripe is not
+// asked, and the refusal is counted.
+func TestFulfilSharedLimit(t *testing.T) {
+	e := newFulfilEnv(t, true, nil)
+	e.cfg.Shared = httpapi.NewSharedLimiter(1, slog.New(slog.DiscardHandler))
+	e.h = httpapi.NewServer(e.cfg)
+	e.session("cs_test_open", stripetest.StatusOpen, stripetest.PaymentUnpaid, "art-1")
+	first, _ := e.post(t, "application/json", jsonBody("cs_test_open"), "198.51.100.7")
+	second, _ := e.post(t, "application/json", jsonBody("cs_test_open"), "198.51.100.8")
+	if first.Code != 200 || second.Code != http.StatusServiceUnavailable || second.Header().Get("Retry-After") == "" {
+		t.Fatalf("codes %d %d (Retry-After %q), want 200 then 503 with Retry-After", first.Code, second.Code, second.Header().Get("Retry-After"))
+	}
+	if n := e.stripe.Requests(stripetest.EndpointRetrieve); n != 1 {
+		t.Errorf("Stripe asked %d times, want 1: a request over the cap must not reach it", n)
+	}
+	if got := e.obs.count("fulfil unavailable 503"); got != 1 {
+		t.Errorf("requests over the cap observed: %d", got)
 	}
 }
 

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -31,6 +33,18 @@ type bucket struct {
 	last   time.Time
 }
 
+// take refills b for the time since its last use and takes a token, or
+// reports how long until one is free.
+func (b *bucket) take(now time.Time, rate, burst float64) (ok bool, retryAfter time.Duration) {
+	b.tokens = math.Min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
+}
+
 // NewClientLimiter allows each client perMinute requests a minute, with
 // bursts of up to burst.
 func NewClientLimiter(perMinute, burst int) *ClientLimiter {
@@ -48,13 +62,7 @@ func (l *ClientLimiter) Allow(client string) (ok bool, retryAfter time.Duration)
 		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[client] = b
 	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return b.take(now, l.rate, l.burst)
 }
 
 // sweep drops buckets that have refilled, so memory stays bounded by the
@@ -108,4 +116,66 @@ func itoa(n int) string {
 		n = 1
 	}
 	return strconv.Itoa(n)
+}
+
+// SharedLimiter caps the storefront requests of all clients together. The
+// per-client limit bounds one visitor; this bounds the crowd (or a script
+// spread over many addresses), each of whose requests costs a Sanity read:
+// without it, page loads alone could spend the project's API rate limit,
+// and Sanity's 429s would pause the webhook's writes too (see
+// sanity.Client). Over the cap a request gets 503 with Retry-After, as from
+// an overloaded server: the client itself did nothing wrong.
+type SharedLimiter struct {
+	perSecond int
+	log       *slog.Logger
+	now       func() time.Time
+
+	mu       sync.Mutex
+	b        bucket
+	refused  int       // since the last log line
+	reported time.Time // when that line was written
+}
+
+// sharedReportEvery spaces the log lines about refused requests: a flood
+// must not become a flood of lines.
+const sharedReportEvery = 10 * time.Second
+
+// NewSharedLimiter allows perSecond storefront requests a second, with
+// bursts of a second's worth; log hears about refusals.
+func NewSharedLimiter(perSecond int, log *slog.Logger) *SharedLimiter {
+	perSecond = max(perSecond, 1)
+	return &SharedLimiter{perSecond: perSecond, log: log, now: time.Now, b: bucket{tokens: float64(perSecond)}}
+}
+
+// Allow takes a token, or reports how long until one is free.
+func (l *SharedLimiter) Allow() (ok bool, retryAfter time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.last.IsZero() {
+		l.b.last = now
+	}
+	rate := float64(l.perSecond)
+	ok, retryAfter = l.b.take(now, rate, rate)
+	if !ok {
+		l.refused++
+		if now.Sub(l.reported) >= sharedReportEvery {
+			l.log.Warn(fmt.Sprintf("storefront over SOLDOUT_STOREFRONT_RATE=%d requests a second, all clients together: %d answered 503 since the last such line; if these are buyers, raise it (Sanity allows about 500 API calls a second per project, the webhook's writes included), else something is loading the shop's pages in bulk", l.perSecond, l.refused),
+				"refused", l.refused)
+			l.refused, l.reported = 0, now
+		}
+	}
+	return ok, retryAfter
+}
+
+// Limit wraps h: over the cap, 503 with Retry-After.
+func (l *SharedLimiter) Limit(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ok, wait := l.Allow(); !ok {
+			w.Header().Set("Retry-After", itoa(int(math.Ceil(wait.Seconds()))))
+			writeError(w, stock.Errorf(stock.Unavailable, "the shop is busy; retry in a second"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

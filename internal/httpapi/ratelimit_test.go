@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,6 +34,41 @@ func TestClientLimiter(t *testing.T) {
 	l.Allow("c")
 	if _, kept := l.buckets["b"]; kept {
 		t.Fatal("idle buckets are never dropped")
+	}
+}
+
+// TestSharedLimiter: a second's worth at once, then one token per
+// 1/rate; the refusals are logged at most once per sharedReportEvery, with
+// how many there were.
+func TestSharedLimiter(t *testing.T) {
+	var logged bytes.Buffer
+	now := time.Unix(1000, 0)
+	l := NewSharedLimiter(2, slog.New(slog.NewTextHandler(&logged, nil)))
+	l.now = func() time.Time { return now }
+	for i := range 2 {
+		if ok, _ := l.Allow(); !ok {
+			t.Fatalf("request %d of the first second refused", i)
+		}
+	}
+	ok, wait := l.Allow()
+	if ok || wait <= 0 || wait > time.Second/2 {
+		t.Fatalf("third: ok=%v wait=%s, want refused for at most half a second", ok, wait)
+	}
+	l.Allow() // refused: not logged again
+	if n := strings.Count(logged.String(), "SOLDOUT_STOREFRONT_RATE=2"); n != 1 {
+		t.Fatalf("%d log lines for two refusals in a burst, want 1:\n%s", n, logged.String())
+	}
+	now = now.Add(time.Second / 2)
+	if ok, _ := l.Allow(); !ok {
+		t.Fatal("no token after half a second at 2 a second")
+	}
+	l.Allow() // refused: the second since the line
+	now = now.Add(sharedReportEvery)
+	l.Allow() // refilled: allowed
+	l.Allow()
+	l.Allow() // the third since the line, reported with the two before
+	if !strings.Contains(logged.String(), "refused=3") {
+		t.Errorf("the second line does not count the refusals since the first:\n%s", logged.String())
 	}
 }
 

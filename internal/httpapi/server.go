@@ -45,6 +45,9 @@ type Config struct {
 	// Limiter limits each client on the storefront routes; nil: a limiter
 	// of DefaultClientRate and DefaultClientBurst.
 	Limiter *ClientLimiter
+	// Shared caps the storefront routes' requests of all clients together;
+	// nil: a limiter of DefaultStorefrontRate.
+	Shared *SharedLimiter
 	// Storefront enables POST /api/checkout and GET /api/availability/{id}
 	// (checkout with reservation); nil: they answer 404, saying why.
 	Storefront *Storefront
@@ -60,6 +63,10 @@ type Config struct {
 const (
 	DefaultClientRate  = 30
 	DefaultClientBurst = 10
+	// DefaultStorefrontRate is the storefront requests a second of all
+	// clients together when Config.Shared is nil: a fifth of Sanity's 500
+	// API calls a second, leaving the rest to the webhook and the Studio.
+	DefaultStorefrontRate = 100
 )
 
 // NewServer returns soldout's HTTP handler.
@@ -75,6 +82,9 @@ func NewServer(cfg Config) http.Handler {
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = NewClientLimiter(DefaultClientRate, DefaultClientBurst)
+	}
+	if cfg.Shared == nil {
+		cfg.Shared = NewSharedLimiter(DefaultStorefrontRate, cfg.Logger)
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg)
