@@ -146,10 +146,11 @@ func (c *Client) Query(ctx context.Context, groq string, params map[string]any, 
 }
 
 func (c *Client) query(ctx context.Context, groq string, params []queryParam, perspective string, out any) error {
-	var target *queryResponse
-	if out != nil {
-		target = &queryResponse{Result: result{into: out}}
+	if out == nil {
+		// Still decoded, so that an answer without "result" is told from one.
+		out = new(json.RawMessage)
 	}
+	target := &queryResponse{Result: result{into: out}}
 	var b strings.Builder
 	b.Grow(len(c.queryURL) + 2*len(groq) + 64)
 	b.WriteString(c.queryURL)

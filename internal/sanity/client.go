@@ -364,7 +364,8 @@ func (c *Client) send(ctx context.Context, endpoint, method, target string, body
 		// pauses mutations too: they count towards the same 500 API calls
 		// a second. Reads are not paced; a limited read retries after the
 		// wait its own answer gives (backoff).
-		c.pacer.pause(time.Now().Add(rateLimitWait(resp.Header)))
+		now := time.Now()
+		c.pacer.pause(now, now.Add(rateLimitWait(resp.Header)))
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if out == nil {

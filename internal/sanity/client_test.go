@@ -291,6 +291,9 @@ func TestQueryParamsAndLongQueries(t *testing.T) {
 	if last.method != "POST" || last.query.Get("perspective") != "raw" || !strings.Contains(last.body, `"params":{"id":"`+long+`"}`) {
 		t.Errorf("long query sent as %s %s", last.method, last.rawQuery)
 	}
+	if err := e.client.Query(t.Context(), "count(*[_id == $id])", map[string]any{"id": "X"}, "", nil); err != nil {
+		t.Errorf("a result discarded (out nil): %v", err)
+	}
 	if err := e.client.Query(t.Context(), "count(*)", map[string]any{"bad-name": 1}, "", nil); stock.ErrorCode(err) != stock.Invalid {
 		t.Errorf("bad parameter name: %v", err)
 	}

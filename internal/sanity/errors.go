@@ -169,21 +169,26 @@ func retryAfter(h http.Header) time.Duration {
 	var d time.Duration
 	if v := h.Get("Retry-After"); v != "" {
 		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-			d = time.Duration(s * float64(time.Second))
+			d = seconds(s)
 		} else if t, err := http.ParseTime(v); err == nil {
 			d = time.Until(t)
 		}
 	}
 	if v := h.Get("Ratelimit-Reset"); v != "" {
 		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-			r := time.Duration(s * float64(time.Second))
 			if s > 1e9 { // a Unix time, not a delay
-				r = time.Until(time.Unix(int64(s), 0))
+				s -= float64(time.Now().UnixNano()) / 1e9
 			}
-			d = max(d, r)
+			d = max(d, seconds(s))
 		}
 	}
 	return min(max(d, 0), maxRetryAfter)
+}
+
+// seconds converts a wait read from a header, capped before the conversion,
+// which would overflow into a negative wait, read as none.
+func seconds(s float64) time.Duration {
+	return time.Duration(min(max(s, 0), maxRetryAfter.Seconds()) * float64(time.Second))
 }
 
 // rateLimitWait is how long all mutations pause after a 429 or an exhausted

@@ -9,66 +9,76 @@ import (
 	"soldout/internal/stock"
 )
 
-// pacer is a token bucket kept as a "theoretical arrival time" (GCRA): tat
-// is when the bucket will be full again, and a request may go once tat is
-// no more than tau ahead of it. One pacer serves every goroutine, so a rate
-// limit reported to one request slows them all.
+// pacer spaces mutations evenly, one per interval: a burst would let twice
+// the rate through in the second after an idle period (the burst, then the
+// steady rate), over a limit that Sanity counts per second. tat is the next
+// free slot. One pacer serves every goroutine, so a rate limit reported to
+// one request slows them all.
+//
+// A rate limit's pause moves every slot reserved so far, and the free one,
+// later by the same shift, so that callers keep their order and spacing:
+// the longest waiters, the nearest to their deadline, still go first, and
+// the end of the pause brings no burst.
 type pacer struct {
 	mu       sync.Mutex
-	interval time.Duration // one token; 0 disables pacing
-	tau      time.Duration // (burst-1) tokens: how far tat may run ahead
+	interval time.Duration // between two mutations; 0 disables pacing
 	tat      time.Time
-	paused   time.Time // no request starts before: a rate limit's reset
+	paused   time.Time     // no request starts before: a rate limit's reset
+	shifted  time.Duration // all the pauses' shifts so far
 }
 
 func newPacer(perSecond float64) *pacer {
 	if math.IsInf(perSecond, 1) {
 		return &pacer{}
 	}
-	burst := max(1, math.Ceil(perSecond))
-	interval := time.Duration(float64(time.Second) / perSecond)
-	return &pacer{interval: interval, tau: time.Duration(burst-1) * interval}
+	return &pacer{interval: time.Duration(float64(time.Second) / perSecond)}
 }
 
-// reserve claims the next slot and returns when it starts. If that is after
-// latest (zero: no limit) nothing is claimed and ok is false.
-func (p *pacer) reserve(now, latest time.Time) (at time.Time, ok bool) {
+// reserve claims the next slot and returns when it starts, and the shift
+// so far (for since). If the slot is after latest (zero: no limit) nothing
+// is claimed and ok is false.
+func (p *pacer) reserve(now, latest time.Time) (at time.Time, mark time.Duration, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	tat := p.tat
-	if tat.Before(now) {
-		tat = now
-	}
-	at = tat.Add(-p.tau)
+	at = p.tat
 	if at.Before(now) {
 		at = now
 	}
 	if !latest.IsZero() && at.After(latest) {
-		return at, false
+		return at, p.shifted, false
 	}
-	p.tat = tat.Add(p.interval)
-	return at, true
+	p.tat = at.Add(p.interval)
+	return at, p.shifted, true
 }
 
-// pause lets no request start before until, and then resumes at the steady
-// rate rather than with a burst that would hit the limit again.
-func (p *pacer) pause(until time.Time) {
+// since returns how far pauses moved the slots reserved at mark, and the
+// new mark.
+func (p *pacer) since(mark time.Duration) (shift, now time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if until.After(p.paused) {
-		p.paused = until
-	}
-	if t := until.Add(p.tau); t.After(p.tat) {
-		p.tat = t
-	}
+	return p.shifted - mark, p.shifted
 }
 
-// stillPaused reports whether a slot starting at at falls inside a pause:
-// one reported after the slot was reserved, while its caller slept.
-func (p *pacer) stillPaused(at time.Time) bool {
+// pause lets no request start before until, reported at now: every slot
+// not yet started moves past it by the same shift.
+func (p *pacer) pause(now, until time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return at.Before(p.paused)
+	from := now
+	if p.paused.After(from) {
+		from = p.paused // what an earlier pause already covers
+	}
+	if !until.After(from) {
+		return
+	}
+	shift := until.Sub(from)
+	p.shifted += shift
+	p.paused = until
+	if p.tat.Before(now) {
+		p.tat = until
+	} else {
+		p.tat = p.tat.Add(shift)
+	}
 }
 
 // wait blocks until the caller may send a mutation. It refuses at once when
@@ -79,9 +89,9 @@ func (p *pacer) wait(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		latest = dl.Add(-minAttemptBudget)
 	}
+	now := time.Now()
+	at, mark, ok := p.reserve(now, latest)
 	for {
-		now := time.Now()
-		at, ok := p.reserve(now, latest)
 		if !ok {
 			return p.tooLate(now, at)
 		}
@@ -90,11 +100,13 @@ func (p *pacer) wait(ctx context.Context) error {
 				return stock.Wrap(stock.Unavailable, err, "sanity mutate: waiting for the rate limit")
 			}
 		}
-		// A slot reserved before a pause began is given up for one after
-		// it: reserve places every new slot there.
-		if !p.stillPaused(at) {
+		// A pause reported while this caller slept moved its slot.
+		var shift time.Duration
+		if shift, mark = p.since(mark); shift == 0 {
 			return nil
 		}
+		at, now = at.Add(shift), time.Now()
+		ok = latest.IsZero() || !at.After(latest)
 	}
 }
 

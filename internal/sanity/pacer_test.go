@@ -3,6 +3,7 @@ package sanity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -20,12 +21,12 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
-// TestPacer drives the bucket with explicit times: no sleeping, no flakes.
+// TestPacer drives the pacer with explicit times: no sleeping, no flakes.
 func TestPacer(t *testing.T) {
 	type step struct {
 		now    int // ms after t0
 		latest int // ms after t0; 0: none
-		pause  int // ms after t0; when set the step pauses instead
+		pause  int // ms after t0; when set the step pauses instead, reported at now
 		want   int // slot start, ms after t0
 		ok     bool
 	}
@@ -34,20 +35,17 @@ func TestPacer(t *testing.T) {
 		rate  float64
 		steps []step
 	}{
-		{"burst then steady rate", 4, []step{
-			{now: 0, want: 0, ok: true},
-			{now: 0, want: 0, ok: true},
-			{now: 0, want: 0, ok: true},
+		{"evenly spaced, no burst", 4, []step{
 			{now: 0, want: 0, ok: true},
 			{now: 0, want: 250, ok: true},
 			{now: 0, want: 500, ok: true},
+			{now: 0, want: 750, ok: true},
+			{now: 0, want: 1000, ok: true},
 		}},
-		{"refills while idle", 4, []step{
-			{now: 0, want: 0, ok: true}, {now: 0, want: 0, ok: true},
-			{now: 0, want: 0, ok: true}, {now: 0, want: 0, ok: true},
-			{now: 1000, want: 1000, ok: true}, {now: 1000, want: 1000, ok: true},
-			{now: 1000, want: 1000, ok: true}, {now: 1000, want: 1000, ok: true},
-			{now: 1000, want: 1250, ok: true},
+		{"idle time is not saved up", 4, []step{
+			{now: 0, want: 0, ok: true},
+			{now: 5000, want: 5000, ok: true},
+			{now: 5000, want: 5250, ok: true},
 		}},
 		{"a slot past the deadline is refused and not consumed", 1, []step{
 			{now: 0, want: 0, ok: true},
@@ -56,14 +54,26 @@ func TestPacer(t *testing.T) {
 		}},
 		{"pause delays everyone, then resumes without a burst", 10, []step{
 			{now: 0, want: 0, ok: true},
-			{pause: 2000},
-			{now: 10, want: 2000, ok: true},
+			{now: 0, pause: 2000},
 			{now: 10, want: 2100, ok: true},
 			{now: 10, want: 2200, ok: true},
+			{now: 10, want: 2300, ok: true},
+		}},
+		{"a pause while idle starts at its end", 10, []step{
+			{now: 0, want: 0, ok: true},
+			{now: 500, pause: 2000},
+			{now: 600, want: 2000, ok: true},
+			{now: 600, want: 2100, ok: true},
 		}},
 		{"an earlier pause does not shorten a later one", 10, []step{
-			{pause: 2000}, {pause: 1000},
+			{now: 0, pause: 2000}, {now: 0, pause: 1000},
 			{now: 0, want: 2000, ok: true},
+		}},
+		{"overlapping pauses shift by what is new", 10, []step{
+			{now: 0, want: 0, ok: true},
+			{now: 0, pause: 2000},
+			{now: 0, pause: 2050},
+			{now: 10, want: 2150, ok: true},
 		}},
 		{"fractional rate", 0.5, []step{
 			{now: 0, want: 0, ok: true},
@@ -71,7 +81,7 @@ func TestPacer(t *testing.T) {
 		}},
 		{"unlimited, except for pauses", math.Inf(1), []step{
 			{now: 0, want: 0, ok: true}, {now: 0, want: 0, ok: true}, {now: 0, want: 0, ok: true},
-			{pause: 700},
+			{now: 0, pause: 700},
 			{now: 5, want: 700, ok: true}, {now: 5, want: 700, ok: true},
 			{now: 800, want: 800, ok: true},
 		}},
@@ -81,14 +91,14 @@ func TestPacer(t *testing.T) {
 			p := newPacer(tt.rate)
 			for i, s := range tt.steps {
 				if s.pause != 0 {
-					p.pause(at(s.pause))
+					p.pause(at(s.now), at(s.pause))
 					continue
 				}
 				var latest time.Time
 				if s.latest != 0 {
 					latest = at(s.latest)
 				}
-				got, ok := p.reserve(at(s.now), latest)
+				got, _, ok := p.reserve(at(s.now), latest)
 				if !got.Equal(at(s.want)) || ok != s.ok {
 					t.Errorf("step %d: slot at %v ok=%v, want %v ok=%v", i, got.Sub(t0), ok, time.Duration(s.want)*time.Millisecond, s.ok)
 				}
@@ -97,28 +107,61 @@ func TestPacer(t *testing.T) {
 	}
 }
 
-// TestPauseCatchesReservedSlots: a caller that reserved its slot before a
-// rate limit was reported, and sleeps until it, must not send into the
-// window Sanity just refused.
-func TestPauseCatchesReservedSlots(t *testing.T) {
-	p := newPacer(4)
+// TestPacerNeverExceedsTheRate: however the requests come, no window of a
+// second holds more slots than the rate (Sanity counts per second).
+func TestPacerNeverExceedsTheRate(t *testing.T) {
+	p := newPacer(25)
 	var slots []time.Time
-	for range 6 {
-		slot, _ := p.reserve(at(0), time.Time{})
-		slots = append(slots, slot) // 0, 0, 0, 0, 250, 500 ms
-	}
-	p.pause(at(2000))
-	for i, slot := range slots {
-		if !p.stillPaused(slot) {
-			t.Errorf("slot %d at %v: sent inside the pause", i, slot.Sub(t0))
+	for ms := 0; ms < 10000; ms += 7 {
+		if ms%3000 == 0 {
+			ms += 1500 // idle now and then
+		}
+		for range 3 {
+			slot, _, _ := p.reserve(at(ms), time.Time{})
+			slots = append(slots, slot)
 		}
 	}
-	again, _ := p.reserve(at(250), time.Time{})
-	if again.Before(at(2000)) || p.stillPaused(again) {
-		t.Errorf("slot taken again at %v, want after the pause", again.Sub(t0))
+	for i, s := range slots {
+		n := 0
+		for _, o := range slots[i:] {
+			if o.Sub(s) < time.Second {
+				n++
+			}
+		}
+		if n > 25 {
+			t.Fatalf("%d slots in the second from %v", n, s.Sub(t0))
+		}
 	}
-	if p.stillPaused(at(2000)) {
-		t.Error("the pause outlives its end")
+}
+
+// TestPauseShiftsReservedSlots: callers that reserved their slots before a
+// rate limit was reported, and sleep until them, must not send into the
+// window Sanity just refused; they keep their order and spacing after it,
+// ahead of anyone who reserves later.
+func TestPauseShiftsReservedSlots(t *testing.T) {
+	p := newPacer(4)
+	var slots []time.Time
+	var marks []time.Duration
+	for range 6 {
+		slot, mark, _ := p.reserve(at(0), time.Time{})
+		slots = append(slots, slot) // 0, 250, 500, … 1250 ms
+		marks = append(marks, mark)
+	}
+	p.pause(at(10), at(600))
+	var moved []time.Duration
+	for i, slot := range slots {
+		shift, _ := p.since(marks[i])
+		moved = append(moved, slot.Add(shift).Sub(t0))
+	}
+	if fmt.Sprint(moved) != "[590ms 840ms 1.09s 1.34s 1.59s 1.84s]" {
+		t.Errorf("reserved slots moved to %v, want each by 590ms", moved)
+	}
+	later, mark, _ := p.reserve(at(20), time.Time{})
+	if later.Sub(t0) != 2090*time.Millisecond {
+		t.Errorf("a slot reserved after the pause starts at %v, want 2.09s: behind the earlier callers", later.Sub(t0))
+	}
+	if shift, _ := p.since(mark); shift != 0 {
+		t.Errorf("a slot reserved after the pause is moved again by %v", shift)
 	}
 }
 
@@ -145,7 +188,7 @@ func TestRateLimitPausesEveryMutation(t *testing.T) {
 	if stock.ErrorCode(err) != stock.Unavailable {
 		t.Fatalf("err = %v, want Unavailable (retry-after exceeds the deadline)", err)
 	}
-	if slot, _ := c.pacer.reserve(time.Now(), time.Time{}); time.Until(slot) < 2*time.Second {
+	if slot, _, _ := c.pacer.reserve(time.Now(), time.Time{}); time.Until(slot) < 2*time.Second {
 		t.Errorf("next mutation slot in %v, want about 3s", time.Until(slot))
 	}
 
@@ -172,6 +215,9 @@ func TestRetryAfterHeaders(t *testing.T) {
 		{"reset as unix time", map[string]string{"Ratelimit-Reset": strconv.FormatInt(epoch, 10)}, 35 * time.Second, 40 * time.Second},
 		{"the longer wins", map[string]string{"Retry-After": "1", "Ratelimit-Reset": "3"}, 3 * time.Second, 3 * time.Second},
 		{"capped", map[string]string{"Retry-After": "86400"}, maxRetryAfter, maxRetryAfter},
+		{"past what a duration holds", map[string]string{"Retry-After": "100000000000"}, maxRetryAfter, maxRetryAfter},
+		{"infinite", map[string]string{"Retry-After": "Inf"}, maxRetryAfter, maxRetryAfter},
+		{"reset past what a duration holds", map[string]string{"Ratelimit-Reset": "1e300"}, maxRetryAfter, maxRetryAfter},
 		{"garbage", map[string]string{"Retry-After": "soon"}, 0, 0},
 	}
 	for _, tt := range tests {
@@ -231,7 +277,7 @@ func TestTooLateSaysWhose(t *testing.T) {
 	if err := p.tooLate(at(0), at(900)); stock.ErrorCode(err) != stock.Unavailable || !errors.Is(err, stock.ErrPaced) || !strings.Contains(err.Error(), "SOLDOUT_SANITY_RATE, 25 writes a second") {
 		t.Errorf("own pacing: %v", err)
 	}
-	p.pause(at(2000))
+	p.pause(at(0), at(2000))
 	if err := p.tooLate(at(0), at(2000)); !strings.Contains(err.Error(), "Sanity's rate limit") || errors.Is(err, stock.ErrPaced) {
 		t.Errorf("Sanity's pause: %v", err)
 	}
