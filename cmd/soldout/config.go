@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -38,6 +39,7 @@ type config struct {
 	WebhookSecrets []string
 	Sanity         sanitySettings
 	DatabaseURL    string
+	DatabaseFrom   string // where DatabaseURL came from: -database-url or DATABASE_URL, for messages
 	LogFormat      string
 	LogLevel       slog.Level
 	Budget         time.Duration
@@ -115,6 +117,11 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		Budget:      *f.budget,
 		SanityRate:  *f.sanityRate,
 	}
+	// Messages name what the operator typed: the flag when it was given.
+	c.DatabaseFrom = "DATABASE_URL"
+	if *f.databaseURL != "" {
+		c.DatabaseFrom = "-database-url"
+	}
 
 	c.Addr = *f.addr
 	if c.Addr == "" {
@@ -125,7 +132,11 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		c.Addr = ":" + port
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad = append(bad, fmt.Sprintf("SOLDOUT_LOG_FORMAT=%q: use json or text", c.LogFormat))
+		if *f.logFormat != "" {
+			bad = append(bad, fmt.Sprintf("-log-format %q: use json or text", c.LogFormat))
+		} else {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_LOG_FORMAT=%q: use json or text", c.LogFormat))
+		}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("SOLDOUT_LOG_LEVEL", "info"))); err != nil {
 		bad = append(bad, "SOLDOUT_LOG_LEVEL: use debug, info, warn or error")
@@ -149,11 +160,18 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 	if c.LeaseTTL, leaseErr = parseLeaseTTL(env("SOLDOUT_LEASE_TTL", ""), c.Budget); leaseErr != "" {
 		bad = append(bad, leaseErr)
 	}
-	if c.SanityRate == 0 {
+	// NaN is no rate: it would pass a plain r <= 0.
+	validRate := func(r float64) bool { return r > 0 && !math.IsNaN(r) }
+	switch {
+	case c.SanityRate != 0:
+		if !validRate(c.SanityRate) {
+			bad = append(bad, fmt.Sprintf("-sanity-rate %g: a positive number of mutation requests per second (Sanity allows 25 per IP)", c.SanityRate))
+		}
+	default:
 		c.SanityRate = 25
 		if v := env("SOLDOUT_SANITY_RATE", ""); v != "" {
 			r, err := strconv.ParseFloat(v, 64)
-			if err != nil || r <= 0 {
+			if err != nil || !validRate(r) {
 				bad = append(bad, fmt.Sprintf("SOLDOUT_SANITY_RATE=%q: a positive number of mutation requests per second (Sanity allows 25 per IP)", v))
 			}
 			c.SanityRate = r

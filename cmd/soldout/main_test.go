@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/stripe/stripe-go/v85/webhook"
 
+	"soldout/internal/journal"
 	"soldout/internal/sanity/memlake"
 	"soldout/internal/stock"
 	"soldout/internal/stripehook"
@@ -238,6 +243,9 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"bad host", map[string]string{"SANITY_API_HOST": "ftp://x"}, []string{"SANITY_API_HOST"}, nil},
 		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}, nil},
 		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}, nil},
+		{"not a number of mutations", map[string]string{"SOLDOUT_SANITY_RATE": "NaN"}, []string{"SOLDOUT_SANITY_RATE"}, nil},
+		{"a negative mutation rate flag", map[string]string{}, []string{"-sanity-rate -1"}, []string{"-sanity-rate", "-1"}},
+		{"a log format flag", map[string]string{}, []string{"-log-format \"xml\""}, []string{"-log-format", "xml"}},
 		{"no storefront requests at all", map[string]string{"SOLDOUT_STOREFRONT_RATE": "0"}, []string{"SOLDOUT_STOREFRONT_RATE", "per second"}, nil},
 		{"a negative cap on holds", map[string]string{"SOLDOUT_CLIENT_HOLDS": "-1"}, []string{"SOLDOUT_CLIENT_HOLDS"}, nil},
 		{"not a Stripe mode", map[string]string{"SOLDOUT_STRIPE_MODE": "prod"}, []string{"SOLDOUT_STRIPE_MODE", "test or live"}, nil},
@@ -271,6 +279,58 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "sk-sanity-test-token") {
 				t.Error("message echoes the token")
+			}
+		})
+	}
+}
+
+// TestServeInBusyPortChangesNothing: a serve that cannot listen stops before
+// it creates, migrates or records anything in the journal: a second serve
+// started by mistake beside the first must not rewrite the Stripe mode the
+// running one recorded.
+func TestServeInBusyPortChangesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live.db")
+	db, err := journal.Open(context.Background(), live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetSetting(context.Background(), stripeModeSetting, string(stock.ModeLive)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, port, _ := net.SplitHostPort(busy.Addr().String())
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"the webhook's port", map[string]string{"PORT": port}},
+		{"the metrics port", map[string]string{"PORT": "0", "SOLDOUT_METRICS_ADDR": busy.Addr().String()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fresh := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".db")
+			for _, path := range []string{live, fresh} {
+				tt.env["DATABASE_URL"], tt.env["SOLDOUT_STRIPE_MODE"] = path, "test"
+				err := run(context.Background(), []string{"serve"}, testEnv("http://127.0.0.1:1", tt.env), io.Discard, io.Discard)
+				if err == nil || !strings.Contains(err.Error(), "listening on") {
+					t.Fatalf("serve on a busy port: %v", err)
+				}
+			}
+			if _, err := os.Stat(fresh); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a serve that could not listen created a journal: %v", err)
+			}
+			db, err := journal.Open(context.Background(), live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if mode, _ := recordedStripeMode(context.Background(), db); mode != stock.ModeLive {
+				t.Errorf("recorded mode %q after a serve in test mode failed to listen, want live", mode)
 			}
 		})
 	}

@@ -88,7 +88,7 @@ func openJournal(ctx context.Context, flags configFlags, getenv func(string) str
 	}
 	db, err := journal.OpenExisting(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("opening the journal (DATABASE_URL): %w", err)
+		return nil, fmt.Errorf("opening the journal (%s): %w", cfg.DatabaseFrom, err)
 	}
 	return db, nil
 }
@@ -100,7 +100,10 @@ func openPipeline(ctx context.Context, flags configFlags, getenv func(string) st
 	if err != nil {
 		return cfg, nil, err
 	}
-	a, err := openApp(ctx, cfg, newLogger(cfg, stderr), nil)
+	// An existing journal only: at a mistyped path an empty one would make
+	// reconcile take every paid session for unrecorded, and --apply would
+	// apply them there.
+	a, err := openApp(ctx, cfg, journal.OpenExisting, newLogger(cfg, stderr), nil)
 	if err != nil {
 		return cfg, nil, err
 	}

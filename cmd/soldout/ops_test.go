@@ -673,8 +673,21 @@ func TestOpsRefuseAMissingJournal(t *testing.T) {
 			t.Errorf("%v: exit %d, %q", args, code, stderr)
 		}
 	}
+	if _, stderr, _ := runCommand(t, func(string) string { return "" }, "events", "list", "-database-url", missing); !strings.Contains(stderr, "(-database-url)") {
+		t.Errorf("a path given by flag is reported under another name: %q", stderr)
+	}
+	// replay and reconcile too: on an empty journal reconcile would take
+	// every paid session for unrecorded, and --apply would apply them there.
+	pipeline := testEnv("http://127.0.0.1:1", map[string]string{"DATABASE_URL": missing,
+		"STRIPE_SECRET_KEY": "sk_test_4eC39HqLyjWDarjtT1zdp7dc", "STRIPE_API_BASE": "http://127.0.0.1:1"})
+	for _, args := range [][]string{{"replay", "evt_1"}, {"reconcile"}, {"reconcile", "--apply"}} {
+		_, stderr, code := runCommand(t, pipeline, args...)
+		if code != 1 || !strings.Contains(stderr, "DATABASE_URL") || !strings.Contains(stderr, "no journal") {
+			t.Errorf("%v: exit %d, %q", args, code, stderr)
+		}
+	}
 	if _, err := os.Stat(missing); err == nil {
-		t.Fatal("a read command created an empty journal")
+		t.Fatal("an operator command created an empty journal")
 	}
 }
 

@@ -56,12 +56,13 @@ type app struct {
 	fulfiller *stock.Fulfiller
 }
 
-// openApp opens the journal and the Sanity client. observe, when not nil, is
-// told of every Sanity request (see sanity.Config.Observe).
-func openApp(ctx context.Context, cfg config, log *slog.Logger, observe func(endpoint, result string, d time.Duration)) (*app, error) {
-	db, err := journal.Open(ctx, cfg.DatabaseURL)
+// openApp opens the journal with openJournal (journal.Open, which creates a
+// missing one, or journal.OpenExisting) and the Sanity client. observe,
+// when not nil, is told of every Sanity request (see sanity.Config.Observe).
+func openApp(ctx context.Context, cfg config, openJournal func(context.Context, string) (*journal.DB, error), log *slog.Logger, observe func(endpoint, result string, d time.Duration)) (*app, error) {
+	db, err := openJournal(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("opening the journal (DATABASE_URL): %w", err)
+		return nil, fmt.Errorf("opening the journal (%s): %w", cfg.DatabaseFrom, err)
 	}
 	catalog, err := sanity.New(sanity.Config{
 		ProjectID: cfg.Sanity.ProjectID, Dataset: cfg.Sanity.Dataset, Token: cfg.Sanity.Token,
@@ -158,6 +159,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 	if err != nil {
 		return err
 	}
+	// The listeners first: a port in use must stop soldout before it has
+	// created, migrated or recorded anything in the journal.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s (PORT or -addr): %w", cfg.Addr, err)
+	}
+	defer ln.Close() // until srv.Serve owns it
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listening on %s (SOLDOUT_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
 	var m *metrics.Metrics
 	contact := new(httpapi.SanityContact)
 	observe := contact.Observe
@@ -168,7 +183,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 			m.SanityRequest(endpoint, result, d)
 		}
 	}
-	a, err := openApp(ctx, cfg, log, observe)
+	a, err := openApp(ctx, cfg, journal.Open, log, observe)
 	if err != nil {
 		return err
 	}
@@ -196,16 +211,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 		m.WatchHeld(a.journal)
 		a.fulfiller.Journal = m.Journal(a.fulfiller.Journal)
 		hc.Observer = m
-		if metricsSrv, err = serveMetrics(cfg.MetricsAddr, m, log); err != nil {
-			return err
-		}
+		metricsSrv = serveMetrics(metricsLn, m, log)
 		defer metricsSrv.Close() // cutting a scrape short loses nothing
 	}
 	handler := httpapi.NewServer(hc)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s (PORT or -addr): %w", cfg.Addr, err)
-	}
 	srv := &http.Server{
 		Handler: handler,
 		// Slow or stuck clients must not hold connections: Stripe sends a
@@ -264,15 +273,11 @@ func newStripeClient(cfg config) (*stripeapi.Client, error) {
 	return stripeapi.New(stripeapi.Config{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase})
 }
 
-// serveMetrics starts the Prometheus listener, apart from the public one so
+// serveMetrics serves Prometheus on ln, apart from the public listener so
 // that metrics can stay on a private interface. Its Addr is the bound
 // address (a :0 port resolved). A failure after start is logged, not fatal:
 // sales matter more than metrics.
-func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listening on %s (SOLDOUT_METRICS_ADDR): %w", addr, err)
-	}
+func serveMetrics(ln net.Listener, m *metrics.Metrics, log *slog.Logger) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler(log))
 	srv := &http.Server{
@@ -290,7 +295,7 @@ func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (*http.Serv
 			log.Error("metrics listener stopped; the webhook keeps serving", "metrics_addr", srv.Addr, "err", err)
 		}
 	}()
-	return srv, nil
+	return srv
 }
 
 func onOff(on bool) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"soldout/internal/stock"
 )
@@ -42,6 +43,12 @@ const (
 	postgresConns = 16
 	sqliteReaders = 2
 )
+
+// postgresConnectTimeout bounds each new connection, its TLS and
+// authentication included, when DATABASE_URL sets no connect_timeout: a
+// server that accepts and never answers (a wrong port, a stuck proxy) would
+// otherwise hold soldout's start, silently, for ever. A var for tests.
+var postgresConnectTimeout = 10 * time.Second
 
 // busyTimeout is how long an SQLite connection waits for a lock another
 // process holds before giving up with SQLITE_BUSY; it stays below Stripe's
@@ -103,7 +110,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	d := &DB{kind: kind, now: time.Now}
 	if kind == kindSQLite {
-		err = d.openSQLite(ctx, dsn)
+		err = explainSQLite(d.openSQLite(ctx, dsn), sqlitePath(dsn))
 	} else {
 		err = d.openPostgres(ctx, dsn)
 	}
@@ -154,6 +161,29 @@ func (d *DB) openSQLite(ctx context.Context, dsn string) error {
 	return d.st.prepare(ctx, kindSQLite, conn, d.read)
 }
 
+// explainSQLite names the file and what to do about SQLite's terse
+// refusals to open it ("database is locked (5)").
+func explainSQLite(err error, path string) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	var hint string
+	switch se.Code() & 0xff { // the primary result code
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		hint = "another process has held its write lock for over " + busyTimeout + " ms (an sqlite3 shell with a transaction open?): close it and start again"
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN:
+		hint = "check that this user may read and write the file and its directory (SQLite creates -wal and -shm files beside it), and that the path is a file"
+	case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
+		hint = "the file is not an SQLite database, or is damaged: check that DATABASE_URL names the journal (restore it from a backup if it is)"
+	case sqlite3.SQLITE_FULL:
+		hint = "the disk is full: free space and start again"
+	default:
+		return stock.Wrap(stock.Unavailable, err, "journal %s", path)
+	}
+	return stock.Wrap(stock.Misconfigured, err, "journal %s: %s", path, hint)
+}
+
 func openSQLitePool(dsn string) (*sql.DB, error) {
 	c, err := sqlite.NewConnector(dsn)
 	if err != nil {
@@ -166,6 +196,9 @@ func (d *DB) openPostgres(ctx context.Context, url string) error {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return stock.Wrap(stock.Misconfigured, err, "journal: DATABASE_URL")
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = postgresConnectTimeout
 	}
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		// Lets a DBA tell soldout's sessions apart in pg_stat_activity.

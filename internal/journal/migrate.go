@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+
+	"soldout/internal/stock"
 )
 
 // Migrations are numbered files, 0001_name.sql onwards, applied in order.
@@ -92,6 +94,10 @@ func (d *DB) migrate(ctx context.Context) error {
 	var current int
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return err
+	}
+	if current > len(migrations) {
+		// Its tables may have changed in ways this build does not know.
+		return stock.Errorf(stock.Misconfigured, "journal: schema version %d is newer than this soldout's %d: a newer soldout migrated it; run that version (or restore the backup taken before the upgrade)", current, len(migrations))
 	}
 	for _, m := range migrations {
 		if m.version <= current {

@@ -2,12 +2,14 @@ package journal
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"soldout/internal/stock"
 )
@@ -163,5 +165,77 @@ func TestMigrationsAllOrNothing(t *testing.T) {
 	var n int
 	if err := d.read.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(saved) {
 		t.Errorf("%d migrations recorded, %v; want %d, each once", n, err, len(saved))
+	}
+}
+
+// A journal that a newer soldout migrated is refused: this build does not
+// know what its tables have become.
+func TestOpenRefusesANewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	open(t, path).Close()
+	raw, err := openSQLitePool("file:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = raw.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, '9999_future.sql', 0)`, len(migrations)+1)
+	raw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), path)
+	if stock.ErrorCode(err) != stock.Misconfigured || !strings.Contains(err.Error(), "newer than this soldout's") {
+		t.Fatalf("Open of a journal at version %d: %v, want Misconfigured naming the newer schema", len(migrations)+1, err)
+	}
+}
+
+// A PostgreSQL server that accepts connections and never answers fails the
+// open within the connect timeout, naming the address, instead of hanging.
+func TestOpenPostgresThatNeverAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent
+		}
+	}()
+	saved := postgresConnectTimeout
+	postgresConnectTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { postgresConnectTimeout = saved })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = Open(ctx, "postgres://soldout@"+ln.Addr().String()+"/test?sslmode=disable")
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Fatalf("Open against a silent server: %v (context: %v), want a prompt error naming %s", err, ctx.Err(), ln.Addr())
+	}
+}
+
+// SQLite's refusals to open a file name the file and what to do.
+func TestOpenExplainsSQLiteRefusals(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a journal\n", 512)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(dir, "folder")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, path, hint string }{
+		{"not a database", garbage, "not an SQLite database"},
+		{"a directory", folder, "the path is a file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Open(context.Background(), tt.path)
+			if stock.ErrorCode(err) != stock.Misconfigured || !strings.Contains(err.Error(), tt.path) || !strings.Contains(err.Error(), tt.hint) {
+				t.Fatalf("Open(%s): %v, want Misconfigured naming the file and %q", tt.path, err, tt.hint)
+			}
+		})
 	}
 }
