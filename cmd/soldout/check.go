@@ -133,19 +133,17 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 		checkSanity(ctx, cfg, add)
 	}
 
-	db, err := journal.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		add("journal", fmt.Errorf("cannot open DATABASE_URL: %w", err), "")
+	// Inspected, not opened: check creates and migrates nothing.
+	if ins, err := journal.Inspect(ctx, cfg.DatabaseURL); err != nil {
+		add("journal", fmt.Errorf("cannot open %s: %w", cfg.DatabaseFrom, err), "")
 	} else {
-		add("journal", journalHealth(ctx, db), db.Kind()+", writable, schema up to date")
-		if recorded, err := recordedStripeMode(ctx, db); err != nil {
-			add("stripe mode", err, "")
-		} else if detail, switching := stripeModeDetail(cfg.StripeMode, recorded); switching {
+		checkJournal(ins, cfg.DatabaseFrom, add, warn)
+		recorded := stock.StripeMode(ins.Settings[stripeModeSetting])
+		if detail, switching := stripeModeDetail(cfg.StripeMode, recorded); switching {
 			warn("stripe mode", detail)
 		} else {
 			add("stripe mode", nil, detail)
 		}
-		db.Close()
 	}
 
 	stripeClient, err := newStripeClient(cfg)
@@ -205,21 +203,23 @@ func checkSanity(ctx context.Context, cfg config, add func(check string, err err
 	add("sanity write", c.DryRunWrite(ctx), "the token may write (dry-run mutation, nothing changed)")
 }
 
-// journalHealth checks that the journal takes writes and that its schema is
-// the one this build expects.
-func journalHealth(ctx context.Context, db *journal.DB) error {
-	if err := db.Ping(ctx); err != nil {
-		return fmt.Errorf("not writable: %w", err)
+// checkJournal adds the journal's line: a journal this build can run, that
+// takes writes. One that serve has yet to create or migrate is a warning:
+// the normal state before a first start or an upgrade.
+func checkJournal(ins journal.Inspection, from string, add func(check string, err error, ok string), warn func(check, detail string)) {
+	latest := journal.LatestSchemaVersion()
+	switch {
+	case ins.Missing:
+		warn("journal", fmt.Sprintf("no journal yet at %s: soldout serve creates it at its first start; if serve has run already, %s names another file", ins.Path, from))
+	case ins.Version > latest:
+		add("journal", fmt.Errorf("schema version %d is newer than this soldout's %d: a newer soldout migrated it; run that version", ins.Version, latest), "")
+	case ins.NotWritable != nil:
+		add("journal", fmt.Errorf("not writable: %w", ins.NotWritable), "")
+	case ins.Version == 0:
+		warn("journal", ins.Kind+", writable, empty: soldout serve creates the tables at its first start")
+	case ins.Version < latest:
+		warn("journal", fmt.Sprintf("%s, writable, schema version %d: soldout serve migrates it to %d at its next start; back it up first, since an older soldout cannot run it afterwards", ins.Kind, ins.Version, latest))
+	default:
+		add("journal", nil, ins.Kind+", writable, schema up to date")
 	}
-	v, err := db.SchemaVersion(ctx)
-	if err != nil {
-		return err
-	}
-	switch latest := journal.LatestSchemaVersion(); {
-	case v > latest:
-		return fmt.Errorf("schema version %d is newer than this soldout's %d: a newer soldout migrated it; run that version", v, latest)
-	case v < latest:
-		return fmt.Errorf("schema version %d, want %d: migrations did not run; check that the database user may create tables", v, latest)
-	}
-	return nil
 }

@@ -495,6 +495,42 @@ func TestOpsCheck(t *testing.T) {
 		return path
 	}
 
+	// A journal as serve leaves it; check opens nothing else.
+	servedJournal := func(t *testing.T) string {
+		path := filepath.Join(t.TempDir(), "j.db")
+		db, err := journal.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		return path
+	}
+	noJournal := func(t *testing.T) string { return filepath.Join(t.TempDir(), "tpyo.db") }
+	olderJournal := func(t *testing.T) string {
+		path := servedJournal(t)
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if _, err := raw.Exec(`DROP TABLE settings; DELETE FROM schema_migrations WHERE version = 4`); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	schemaVersion := func(t *testing.T, path string) int {
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		var v int
+		if err := raw.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
 	liveJournal := func(t *testing.T) string {
 		path := filepath.Join(t.TempDir(), "live.db")
 		db, err := journal.Open(context.Background(), path)
@@ -515,6 +551,7 @@ func TestOpsCheck(t *testing.T) {
 		db    func(t *testing.T) string
 		want  map[string]string // check → status, and every other line ok or skip
 		hint  string            // in the failing line
+		after func(t *testing.T, path string)
 	}{
 		{name: "all good", want: map[string]string{"settings": checkOK, "webhook secret": checkOK, "sanity": checkOK,
 			"sanity drafts": checkOK, "sanity write": checkOK, "journal": checkOK, "stripe mode": checkOK, "stripe key": checkOK}},
@@ -531,16 +568,29 @@ func TestOpsCheck(t *testing.T) {
 		{name: "token cannot read drafts", fault: hideDrafts, want: map[string]string{"sanity drafts": checkFail, "sanity write": checkOK}, hint: "may not read drafts.soldout-check"},
 		{name: "token cannot write", fault: readOnly, want: map[string]string{"sanity drafts": checkOK, "sanity write": checkFail}, hint: "Viewer tokens cannot write"},
 		{name: "journal from a newer soldout", db: newerJournal, want: map[string]string{"journal": checkFail}, hint: "newer"},
+		{name: "no journal yet", db: noJournal, want: map[string]string{"journal": checkWarn, "stripe mode": checkOK},
+			after: func(t *testing.T, path string) {
+				if _, err := os.Stat(path); err == nil {
+					t.Error("check created a journal")
+				}
+			}},
+		{name: "journal of an older soldout", db: olderJournal, want: map[string]string{"journal": checkWarn, "stripe mode": checkOK},
+			after: func(t *testing.T, path string) {
+				if v := schemaVersion(t, path); v != journal.LatestSchemaVersion()-1 {
+					t.Errorf("after check the schema is at version %d: check migrated the journal", v)
+				}
+			}},
 		{name: "journal URL not supported", env: map[string]string{"DATABASE_URL": "mysql://u:hunter2@db/x"}, want: map[string]string{"journal": checkFail}, hint: "DATABASE_URL"},
 		{name: "Stripe key refused", env: map[string]string{"STRIPE_SECRET_KEY": "sk_test_wrong"}, want: map[string]string{"stripe key": checkFail}, hint: "refused"},
 		{name: "not a Stripe key", env: map[string]string{"STRIPE_SECRET_KEY": "pk_test_123"}, want: map[string]string{"stripe key": checkFail}, hint: "publishable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{"DATABASE_URL": filepath.Join(t.TempDir(), "j.db"), "STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": stripe.URL()}
-			if tt.db != nil {
-				env["DATABASE_URL"] = tt.db(t)
+			env := map[string]string{"STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": stripe.URL()}
+			if tt.db == nil {
+				tt.db = servedJournal
 			}
+			env["DATABASE_URL"] = tt.db(t)
 			for k, v := range tt.env {
 				env[k] = v
 			}
@@ -583,6 +633,9 @@ func TestOpsCheck(t *testing.T) {
 			}
 			if !strings.Contains(text, "✓ settings") && !strings.Contains(text, "✗ settings") {
 				t.Errorf("text output:\n%s", text)
+			}
+			if tt.after != nil {
+				tt.after(t, env["DATABASE_URL"])
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,9 @@ var postgresConnectTimeout = 10 * time.Second
 // process holds before giving up with SQLITE_BUSY; it stays below Stripe's
 // webhook timeout so that the answer is a retryable 5xx, not a hang.
 const busyTimeout = "5000"
+
+// busyWait is busyTimeout as a duration.
+const busyWait = 5 * time.Second
 
 // SQLite settings. synchronous=FULL fsyncs the WAL on every commit, so an
 // event answered 2xx survives a power cut; WAL lets readers work while the
@@ -142,7 +146,7 @@ func (d *DB) openSQLite(ctx context.Context, dsn string) error {
 	// into group commits instead of SQLITE_BUSY retries.
 	d.db.SetMaxOpenConns(1)
 	d.db.SetMaxIdleConns(1)
-	if err = d.migrate(ctx); err != nil {
+	if err = migrateWhenFree(ctx, d.migrate); err != nil {
 		return err
 	}
 	if d.read, err = openSQLitePool(dsn + sep + sqliteReaderParams); err != nil {
@@ -159,6 +163,29 @@ func (d *DB) openSQLite(ctx context.Context, dsn string) error {
 		return err
 	}
 	return d.st.prepare(ctx, kindSQLite, conn, d.read)
+}
+
+// migrateWhenFree runs migrate, trying again while SQLite answers
+// SQLITE_BUSY, up to the busy timeout. The first connections to a new file
+// race to switch it to WAL, and SQLite tells the losers BUSY at once,
+// without waiting in its busy handler: processes starting together (a
+// serve and an operator command) would otherwise fail for nothing.
+func migrateWhenFree(ctx context.Context, migrate func(context.Context) error) error {
+	deadline := time.Now().Add(busyWait)
+	for {
+		err := migrate(ctx)
+		var se *sqlite.Error
+		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(time.Duration(10+rand.IntN(40)) * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
 }
 
 // explainSQLite names the file and what to do about SQLite's terse
