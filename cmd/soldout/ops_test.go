@@ -653,7 +653,9 @@ func TestOpsTrigger(t *testing.T) {
 	if o.available("art-1") != false {
 		t.Fatal("the triggered sale did not reach Sanity")
 	}
-	wantIn(t, "trigger without artwork", o.ok("trigger", "-url", o.srv.url+"/api/webhook", "-kind", "expired"), "checkout.session.expired", `"outcome":"ignored"`)
+	// Without -artwork, the default event changes nothing and logs no error.
+	wantIn(t, "trigger without artwork", o.ok("trigger", "-url", o.srv.url+"/api/webhook"), "checkout.session.expired", `"outcome":"ignored"`)
+	wantIn(t, "a paid trigger without artwork", o.ok("trigger", "-url", o.srv.url+"/api/webhook", "-kind", "paid"), "checkout.session.completed", `"outcome":"invalid_metadata"`)
 
 	o.env["STRIPE_WEBHOOK_SECRET"] = "whsec_another_endpoint_secret"
 	if _, errOut, code := o.soldout("trigger", "-url", o.srv.url+"/api/webhook"); code != 1 || !strings.Contains(errOut, "another STRIPE_WEBHOOK_SECRET") {

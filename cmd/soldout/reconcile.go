@@ -162,7 +162,9 @@ func printReconcile(w io.Writer, rep reconcileReport, apply bool) {
 	fmt.Fprintf(w, "Stripe: %s from %s to %s", plural(rep.Sessions, "complete Checkout Session", "complete Checkout Sessions"),
 		formatTime(rep.Since), formatTime(rep.Until))
 	if rep.WithoutArtworks > 0 {
-		fmt.Fprintf(w, " (%d without artwork metadata, skipped)", rep.WithoutArtworks)
+		// Nothing to compare; the webhook answers such sessions
+		// invalid_metadata, which a person must look at.
+		fmt.Fprintf(w, " (%d without artwork metadata, not compared: if they sold artworks, the checkout route forgot metadata.artworkId; `soldout events list --outcome invalid_metadata` lists them)", rep.WithoutArtworks)
 	}
 	fmt.Fprintln(w)
 	if len(rep.Findings) == 0 {

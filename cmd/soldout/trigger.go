@@ -22,8 +22,11 @@ secret of STRIPE_WEBHOOK_SECRET, as Stripe would: like ` + "`stripe trigger`" + 
 offline and without an account. It prints the answer's status and body, and
 exits 1 unless soldout answered 2xx. A delayed payment is two events of one
 session: -kind unpaid, then -kind async-succeeded or async-failed with the
-same -session. Without -artwork the event names no artwork: soldout answers
-"ignored", which still proves that the secret matches. The event is of the
+same -session. Without -artwork the event is, unless -kind says otherwise, an
+expired session that names no artwork: soldout answers "ignored", which still
+proves that the secret matches, and changes nothing. (A paid one naming no
+artwork is answered invalid_metadata and logged at ERROR, as a checkout route
+that forgot the metadata would be.) The event is of the
 server's Stripe mode, as this shell's settings say (STRIPE_SECRET_KEY,
 SOLDOUT_STRIPE_MODE) or else the journal at DATABASE_URL; -mode overrides.`
 
@@ -52,7 +55,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	flags := sharedFlags(fs)
 	target := fs.String("url", "", "the webhook endpoint (default http://localhost:$PORT/api/webhook)")
 	artwork := fs.String("artwork", "", "the artwork id to put in metadata.artworkId")
-	kind := fs.String("kind", "paid", "paid, unpaid, async-succeeded, async-failed or expired")
+	kind := fs.String("kind", "", "paid, unpaid, async-succeeded, async-failed or expired (default paid with -artwork, else expired)")
 	session := fs.String("session", "", "the Checkout Session id (default a new cs_test_trigger_… id)")
 	email := fs.String("email", "buyer@example.com", "the buyer's email")
 	amount := fs.Int64("amount", 100000, "amount_total in minor units (cents)")
@@ -61,6 +64,12 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	fs.Usage = commandUsage(stderr, "trigger [flags]", triggerSynopsis, fs.PrintDefaults)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
+	}
+	if *kind == "" {
+		*kind = "paid"
+		if *artwork == "" {
+			*kind = "expired"
+		}
 	}
 	k, ok := triggerKinds[*kind]
 	if !ok {

@@ -33,7 +33,8 @@ type artwork struct {
 type eventKind int
 
 const (
-	kindIgnored          eventKind = iota // expired session, or no artwork metadata
+	kindIgnored          eventKind = iota // expired session
+	kindNoArtwork                         // a paid session naming no artwork: a person must look
 	kindPaid                              // paid completion: sold for the winner, double_sale for the other
 	kindDelayedCompleted                  // completion with payment_status unpaid
 	kindDelayedSucceeded                  // async_payment_succeeded
@@ -110,7 +111,7 @@ func newScenario(seed uint64, replicas int, size scenarioSize) *scenario {
 		jobs = append(jobs, single(newEv(kindIgnored, stock.CheckoutExpired, "", fmt.Sprintf("cs_abandoned_%d", i), a.id)))
 	}
 	for i := range size.noMetadata {
-		jobs = append(jobs, single(newEv(kindIgnored, stock.CheckoutCompleted, stock.PaymentPaid, fmt.Sprintf("cs_nometa_%d", i), "")))
+		jobs = append(jobs, single(newEv(kindNoArtwork, stock.CheckoutCompleted, stock.PaymentPaid, fmt.Sprintf("cs_nometa_%d", i), "")))
 	}
 	for _, ev := range s.events {
 		switch r := rng.Float64(); {
@@ -320,6 +321,8 @@ func (s *scenario) allowed(ev *event, winners map[string]bool) []stock.Outcome {
 		return []stock.Outcome{stock.OutcomeHeld, stock.OutcomeSold, stock.OutcomeDuplicate}
 	case kindDelayedSucceeded:
 		return []stock.Outcome{stock.OutcomeSold, stock.OutcomeDuplicate}
+	case kindNoArtwork:
+		return []stock.Outcome{stock.OutcomeInvalidMetadata}
 	}
 	return []stock.Outcome{stock.OutcomeIgnored}
 }

@@ -118,6 +118,7 @@ func New() *Metrics {
 	for _, status := range failedStatuses {
 		m.webhookRequests.WithLabelValues(string(stock.OutcomeFailed), strconv.Itoa(status))
 	}
+	m.webhookRequests.WithLabelValues(string(stock.OutcomeInvalidMetadata), strconv.Itoa(http.StatusOK))
 	for _, endpoint := range sanity.Endpoints {
 		m.sanityRequests.WithLabelValues(endpoint, "4xx")
 	}

@@ -179,7 +179,7 @@ func TestAlertSeriesExistFromTheStart(t *testing.T) {
 		c    prometheus.Collector
 		want []string
 	}{
-		{"webhook requests", m.webhookRequests, []string{"failed 409", "failed 500", "failed 503"}},
+		{"webhook requests", m.webhookRequests, []string{"failed 409", "failed 500", "failed 503", "invalid_metadata 200"}},
 		{"sanity requests", m.sanityRequests, []string{"doc 4xx", "query 4xx", "mutate 4xx"}},
 		{"fulfil requests", m.fulfilRequests, []string{"sold 200", "held 200"}},
 	} {

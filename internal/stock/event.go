@@ -5,6 +5,8 @@
 package stock
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -47,6 +49,31 @@ type Session struct {
 	// on commas. Entries are as sent: they are validated by ValidArtworkID
 	// before anything reaches Sanity.
 	ArtworkIDs []string
+	// MetadataKeys are the metadata's keys, for the log line of a session
+	// that names no artwork: what the checkout route sent instead.
+	MetadataKeys []string
+}
+
+// ReadMetadata sets the artwork ids the session's metadata names and, when
+// it names none, the metadata's keys.
+func (s *Session) ReadMetadata(metadata map[string]string) {
+	s.ArtworkIDs, s.MetadataKeys = ArtworkIDsFromMetadata(metadata), nil
+	if len(s.ArtworkIDs) == 0 {
+		s.MetadataKeys = metadataKeys(metadata)
+	}
+}
+
+// metadataKeys lists metadata's keys, sorted; at most 20, each cut to 40
+// bytes, since the session's creator chose them.
+func metadataKeys(metadata map[string]string) []string {
+	keys := slices.Sorted(maps.Keys(metadata))
+	if len(keys) > 20 {
+		keys = keys[:20]
+	}
+	for i, k := range keys {
+		keys[i] = truncate(k, 40)
+	}
+	return keys
 }
 
 // ArtworkIDsFromMetadata reads the artwork ids a Checkout Session names.

@@ -1,6 +1,7 @@
 package stock
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -36,6 +37,28 @@ func TestValidArtworkID(t *testing.T) {
 		if got := ValidArtworkID(tt.id); got != tt.ok {
 			t.Errorf("ValidArtworkID(%.20q) = %v, want %v", tt.id, got, tt.ok)
 		}
+	}
+}
+
+// A session naming no artwork keeps its metadata's keys, for the log line
+// that says what the checkout route sent instead.
+func TestReadMetadata(t *testing.T) {
+	var s Session
+	s.ReadMetadata(map[string]string{"productId": "p1", "note": "x"})
+	if s.ArtworkIDs != nil || !slices.Equal(s.MetadataKeys, []string{"note", "productId"}) {
+		t.Errorf("no artwork: ids %q, keys %q", s.ArtworkIDs, s.MetadataKeys)
+	}
+	s.ReadMetadata(map[string]string{"artworkId": "a1", "note": "x"})
+	if !slices.Equal(s.ArtworkIDs, []string{"a1"}) || s.MetadataKeys != nil {
+		t.Errorf("an artwork: ids %q, keys %q", s.ArtworkIDs, s.MetadataKeys)
+	}
+	long := map[string]string{}
+	for i := range 30 {
+		long[fmt.Sprintf("%050d", i)] = ""
+	}
+	s.ReadMetadata(long)
+	if len(s.MetadataKeys) != 20 || len(s.MetadataKeys[0]) > 40+len("…") {
+		t.Errorf("keys a session's creator chose are not bounded: %d, %q", len(s.MetadataKeys), s.MetadataKeys[0])
 	}
 }
 

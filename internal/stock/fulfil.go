@@ -194,10 +194,21 @@ func (f *Fulfiller) process(ctx context.Context, ev Event, first bool, settled *
 		return Result{Outcome: OutcomeIgnored}, nil
 	}
 	ids := uniq(ev.Session.ArtworkIDs)
-	if len(ids) == 0 {
-		f.Logger.Warn("checkout session carries no artworkId or artworkIds metadata: nothing to mark unavailable; if this session sold an artwork, set it unavailable in Sanity by hand and fix the checkout route's metadata",
-			"event_id", ev.ID, "type", ev.Type, "session_id", ev.Session.ID)
+	switch {
+	case len(ids) > 0:
+	case act == actRelease:
+		// A failed payment of a session that named nothing frees nothing.
+		f.Logger.Warn("delayed payment failed for a checkout session without artworkId or artworkIds metadata: nothing to release",
+			"event_id", ev.ID, "session_id", ev.Session.ID, "metadata_keys", ev.Session.MetadataKeys)
 		return Result{Outcome: OutcomeIgnored}, nil
+	default:
+		// Every Checkout Session of the shop sells artworks: one that names
+		// none comes from a checkout route that forgot the metadata, and the
+		// piece it sold is still for sale. Stripe's retry cannot fix that; a
+		// person must, so it is an outcome to alert on, not "ignored".
+		f.Logger.Error("checkout session carries no artworkId or artworkIds metadata: nothing was marked unavailable; find which artwork was paid for, mark it unavailable in the Studio, and make the checkout route set metadata.artworkId",
+			"event_id", ev.ID, "type", ev.Type, "session_id", ev.Session.ID, "email", ev.Session.Email, "metadata_keys", ev.Session.MetadataKeys)
+		return Result{Outcome: OutcomeInvalidMetadata}, nil
 	}
 	res := Result{Artworks: make([]ArtworkResult, 0, len(ids))}
 	var errs []error

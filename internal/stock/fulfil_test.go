@@ -598,7 +598,9 @@ func TestIgnoredAndRefused(t *testing.T) {
 	}{
 		{"other type", event("evt_o", "payment_intent.succeeded", "", ""), stock.OutcomeIgnored},
 		{"expired", event("evt_x", stock.CheckoutExpired, "cs_x", "", "a1"), stock.OutcomeIgnored},
-		{"no metadata", paid("evt_n", "cs_n"), stock.OutcomeIgnored},
+		// A sale that names no piece leaves it for sale: a person must look.
+		{"no metadata", paid("evt_n", "cs_n"), stock.OutcomeInvalidMetadata},
+		{"no metadata, a failed delayed payment", event("evt_nf", stock.CheckoutAsyncFailed, "cs_nf", ""), stock.OutcomeIgnored},
 		{"already unavailable by hand", paid("evt_g", "cs_g", "gone"), stock.OutcomeAlreadyUnavailable},
 	}
 	for _, tt := range tests {
@@ -608,6 +610,9 @@ func TestIgnoredAndRefused(t *testing.T) {
 	}
 	if e.available("a1") != "true" || len(e.lake.Transactions()) != 0 {
 		t.Fatal("an ignored event wrote to Sanity")
+	}
+	if got := e.logs.lines(slog.LevelError, "evt_n"); len(got) != 1 || !strings.Contains(got[0], "metadata.artworkId") {
+		t.Errorf("a sale naming no artwork is not logged at ERROR with the fix: %q", got)
 	}
 }
 

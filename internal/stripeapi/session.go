@@ -41,15 +41,16 @@ func (s Session) PaymentFailed() bool {
 
 // Stock converts s to the domain's Session.
 func (s Session) Stock() stock.Session {
-	return stock.Session{
+	out := stock.Session{
 		ID:            s.ID,
 		Status:        s.Status,
 		PaymentStatus: s.PaymentStatus,
 		Email:         s.Email,
 		AmountTotal:   s.AmountTotal,
 		Currency:      s.Currency,
-		ArtworkIDs:    stock.ArtworkIDsFromMetadata(s.Metadata),
 	}
+	out.ReadMetadata(s.Metadata)
+	return out
 }
 
 func fromStripe(cs *stripe.CheckoutSession) Session {

@@ -235,7 +235,7 @@ func Decode(body []byte) (stock.Event, error) {
 		Email:         email,
 		AmountTotal:   s.AmountTotal,
 		Currency:      s.Currency,
-		ArtworkIDs:    stock.ArtworkIDsFromMetadata(s.Metadata),
 	}
+	ev.Session.ReadMetadata(s.Metadata)
 	return ev, nil
 }
