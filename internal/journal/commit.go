@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"runtime"
+	"sync/atomic"
 
 	"soldout/internal/stock"
 )
@@ -43,6 +44,10 @@ type committer struct {
 	ops  chan *writeOp // unbuffered: an op sent is an op the loop holds
 	quit chan struct{}
 	done chan struct{}
+
+	// failed is set when a write failed other than with a verdict (a full
+	// disk, an I/O error), until a probe write commits: see DB.Ping.
+	failed atomic.Bool
 }
 
 // maxBatch bounds one transaction, and so the wait of its first writer.
@@ -242,6 +247,10 @@ func (c *committer) run(ctx context.Context, op *writeOp) error {
 		return err
 	}
 	if op.err = op.fn(ctx); op.err != nil {
+		var verdict *stock.Error
+		if !errors.As(op.err, &verdict) {
+			c.failed.Store(true)
+		}
 		// Fails if SQLite already rolled the whole transaction back (I/O
 		// error, disk full): then nothing in the batch holds.
 		if _, err := c.rollbackTo.ExecContext(ctx); err != nil {
@@ -256,6 +265,7 @@ func (c *committer) run(ctx context.Context, op *writeOp) error {
 // including any ErrSaleTaken decided against a write that is now undone,
 // no longer hold.
 func (c *committer) abort(batch []*writeOp, err error) {
+	c.failed.Store(true)
 	// An error here means SQLite rolled back by itself already.
 	c.rollback.ExecContext(context.Background())
 	for _, op := range batch {

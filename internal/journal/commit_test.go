@@ -1,8 +1,10 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -162,4 +164,49 @@ func TestCommitterIsolatesFailures(t *testing.T) {
 			t.Fatalf("rows %v, want f and g kept, late and late2 undone", got)
 		}
 	})
+}
+
+// TestPingWhileWritesFail: after a write failed for want of space, Ping
+// makes a real write, so that /readyz says not ready while writes fail (an
+// empty transaction commits on a full disk too), and ready again once one
+// commits. A journal limited to the pages it has stands in for the full disk.
+func TestPingWhileWritesFail(t *testing.T) {
+	d := open(t, sqliteURL(t))
+	limit := func(pages string) {
+		t.Helper()
+		err := d.w.do(ctx, func(ctx context.Context) error {
+			if pages == "" {
+				if err := d.w.conn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+					return err
+				}
+			}
+			_, err := d.w.conn.ExecContext(ctx, "PRAGMA max_page_count = "+pages)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	limit("") // no page more than it has
+	var err error
+	for i := 0; err == nil && i < 1000; i++ {
+		ev := event(fmt.Sprintf("evt_%d", i), stock.CheckoutCompleted, "cs_full", "art-1")
+		ev.Payload = bytes.Repeat([]byte("x"), 2400)
+		if _, err = d.RecordDelivery(ctx, ev, t0); err == nil {
+			committed(t, d)
+		}
+	}
+	if err == nil {
+		t.Fatal("the journal took a thousand events with no page to spare")
+	}
+	if err := d.Ping(ctx); err == nil {
+		t.Fatal("Ping says ready while writes fail")
+	}
+	limit("1000000")
+	if err := d.Ping(ctx); err != nil {
+		t.Fatalf("Ping after space came back: %v", err)
+	}
+	if d.w.failed.Load() {
+		t.Error("the probe's commit did not clear the failure")
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -292,15 +293,38 @@ var uriPathEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 func (d *DB) Kind() string { return d.kind }
 
 // Ping checks that the database answers reads and, through the same path as
-// every write, that a write could start now.
+// every write, that a write could start now. On SQLite, once a write has
+// failed other than with a verdict (a full disk), that is not enough: an
+// empty transaction commits on a full disk too. Until a real write commits
+// again, each Ping makes one, a probe row in settings: /readyz then says
+// not ready exactly while writes fail, at no cost while they do not.
 func (d *DB) Ping(ctx context.Context) error {
 	if err := d.read.PingContext(ctx); err != nil {
 		return fail(err, "ping")
 	}
-	if d.w != nil {
-		if err := d.w.do(ctx, func(context.Context) error { return nil }); err != nil {
-			return fail(err, "ping writer")
+	if d.w == nil {
+		return nil
+	}
+	probe := func(context.Context) error { return nil }
+	failed := d.w.failed.Load()
+	if failed {
+		// Larger than a page, so that it needs pages of its own, as the
+		// writes that failed did.
+		value := strconv.FormatInt(d.now().UnixMilli(), 10) + strings.Repeat(" ", 4096)
+		probe = func(ctx context.Context) error {
+			_, err := d.w.conn.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('writer_probe', $1)
+				ON CONFLICT (name) DO UPDATE SET value = excluded.value`, value)
+			return err
 		}
+	}
+	if err := d.w.do(ctx, probe); err != nil {
+		if failed {
+			return fail(err, "ping writer: writes fail (a full disk? an I/O error?)")
+		}
+		return fail(err, "ping writer")
+	}
+	if failed {
+		d.w.failed.Store(false)
 	}
 	return nil
 }
