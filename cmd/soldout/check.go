@@ -213,8 +213,12 @@ func checkJournal(ins journal.Inspection, from string, add func(check string, er
 		warn("journal", fmt.Sprintf("no journal yet at %s: soldout serve creates it at its first start; if serve has run already, %s names another file", ins.Path, from))
 	case ins.Version > latest:
 		add("journal", fmt.Errorf("schema version %d is newer than this soldout's %d: a newer soldout migrated it; run that version", ins.Version, latest), "")
+	case ins.Version == 0 && len(ins.OtherTables) > 0 && ins.Kind == "sqlite":
+		add("journal", fmt.Errorf("%s is another application's database (tables %s), not a journal: point %s at soldout's journal, or at a new file", ins.Path, strings.Join(ins.OtherTables, ", "), from), "")
 	case ins.NotWritable != nil:
 		add("journal", fmt.Errorf("not writable: %w", ins.NotWritable), "")
+	case ins.Version == 0 && len(ins.OtherTables) > 0:
+		warn("journal", fmt.Sprintf("postgres, writable, no journal in schema %s but other tables (%s): soldout serve would create its tables beside them; if that is not meant, give soldout a schema of its own (search_path in %s)", ins.Schema, strings.Join(ins.OtherTables, ", "), from))
 	case ins.Version == 0:
 		warn("journal", ins.Kind+", writable, empty: soldout serve creates the tables at its first start")
 	case ins.Version < latest:

@@ -518,6 +518,18 @@ func TestOpsCheck(t *testing.T) {
 		}
 		return path
 	}
+	foreignFile := func(t *testing.T) string {
+		path := filepath.Join(t.TempDir(), "shop.db")
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if _, err := raw.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY)`); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
 	schemaVersion := func(t *testing.T, path string) int {
 		raw, err := sql.Open("sqlite", path)
 		if err != nil {
@@ -574,6 +586,7 @@ func TestOpsCheck(t *testing.T) {
 					t.Error("check created a journal")
 				}
 			}},
+		{name: "another application's database", db: foreignFile, want: map[string]string{"journal": checkFail, "stripe mode": checkOK}, hint: "customers"},
 		{name: "journal of an older soldout", db: olderJournal, want: map[string]string{"journal": checkWarn, "stripe mode": checkOK},
 			after: func(t *testing.T, path string) {
 				if v := schemaVersion(t, path); v != journal.LatestSchemaVersion()-1 {

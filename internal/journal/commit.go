@@ -248,7 +248,8 @@ func (c *committer) run(ctx context.Context, op *writeOp) error {
 	}
 	if op.err = op.fn(ctx); op.err != nil {
 		var verdict *stock.Error
-		if !errors.As(op.err, &verdict) {
+		var undone partial
+		if !errors.As(op.err, &verdict) && !errors.As(op.err, &undone) {
 			c.failed.Store(true)
 		}
 		// Fails if SQLite already rolled the whole transaction back (I/O

@@ -210,3 +210,24 @@ func TestPingWhileWritesFail(t *testing.T) {
 		t.Error("the probe's commit did not clear the failure")
 	}
 }
+
+// A verdict reached after a change (partial: the write is undone, the caller
+// told why) is no failed write: it must not set off the probe writes.
+func TestVerdictAfterAChangeIsNoFailure(t *testing.T) {
+	d := open(t, sqliteURL(t))
+	err := d.w.do(ctx, func(ctx context.Context) error {
+		if _, err := d.w.conn.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('x', 'y')`); err != nil {
+			return err
+		}
+		return partial{verdict: stock.ErrStale}
+	})
+	if !errors.Is(err, stock.ErrStale) {
+		t.Fatalf("err = %v, want the verdict", err)
+	}
+	if d.w.failed.Load() {
+		t.Error("a verdict counted as a failed write")
+	}
+	if v, _ := d.Setting(ctx, "x"); v != "" {
+		t.Error("the write the verdict was reached after was kept")
+	}
+}

@@ -2,29 +2,30 @@ package journal
 
 import (
 	"context"
-	"errors"
-	"io/fs"
 	"net/url"
-	"os"
 	"strings"
 
 	"soldout/internal/stock"
 )
 
-// OpenExisting is Open for the operator's read-only commands: a SQLite
-// journal that does not exist is an error instead of a new empty file, so
-// that a mistyped DATABASE_URL cannot show an empty history as if nothing
-// had happened.
+// OpenExisting is Open for the operator's commands: where there is no
+// journal yet (no SQLite file, or a database or schema soldout never ran
+// on) it fails instead of creating one, so that a mistyped DATABASE_URL
+// cannot show an empty history as if nothing had happened, nor let
+// reconcile --apply replay every sale into a new journal.
 func OpenExisting(ctx context.Context, databaseURL string) (*DB, error) {
-	kind, dsn, err := parseURL(databaseURL)
+	ins, err := Inspect(ctx, databaseURL)
 	if err != nil {
 		return nil, err
 	}
-	if kind == kindSQLite {
-		path := sqlitePath(dsn)
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, stock.Errorf(stock.NotFound, "journal: there is no journal at %s: check DATABASE_URL (run the command where soldout serve runs, or give its path); soldout serve creates the journal on its first start", path)
-		}
+	const where = "check DATABASE_URL (run the command where soldout serve runs, or give its path); soldout serve creates the journal on its first start"
+	switch {
+	case ins.Missing:
+		return nil, stock.Errorf(stock.NotFound, "journal: there is no journal at %s: %s", ins.Path, where)
+	case ins.Version == 0 && ins.Kind == kindSQLite:
+		return nil, stock.Errorf(stock.NotFound, "journal: there is no journal in %s: %s", ins.Path, where)
+	case ins.Version == 0:
+		return nil, stock.Errorf(stock.NotFound, "journal: there is no journal in schema %s of that database: %s", ins.Schema, where)
 	}
 	return Open(ctx, databaseURL)
 }

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"soldout/internal/stock"
 )
 
 // Inspection is what Inspect found.
@@ -19,14 +23,23 @@ type Inspection struct {
 	// Missing: there is no SQLite file at Path yet.
 	Missing bool
 	Path    string
-	// Version is the schema version: 0 for a database soldout never ran on.
+	// Schema is PostgreSQL's current schema, where Open finds or creates
+	// the journal's tables.
+	Schema string
+	// Version is the schema version: 0 where soldout never ran.
 	Version int
+	// OtherTables are tables found where there is no journal (at most
+	// five): another application's database.
+	OtherTables []string
 	// NotWritable says why a write would fail; nil when it would not.
 	NotWritable error
 	// Settings holds what serve recorded (see Setting); empty before the
 	// schema had settings.
 	Settings map[string]string
 }
+
+// journalTables are the tables soldout writes, the migrations' own included.
+var journalTables = []string{"schema_migrations", "events", "event_artworks", "sales", "reservations", "settings"}
 
 // Inspect reads the journal at url without changing it, for soldout check:
 // Open would create a journal at a mistyped path, and migrate the live
@@ -77,34 +90,55 @@ func Inspect(ctx context.Context, url string) (Inspection, error) {
 }
 
 func (ins *Inspection) read(ctx context.Context, db *sql.DB) error {
-	has := func(table string) (bool, error) {
-		q := `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = $1`
-		if ins.Kind == kindPostgres {
-			q = `SELECT to_regclass($1) IS NOT NULL`
+	if ins.Kind == kindPostgres {
+		var schema sql.NullString
+		if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			return err
 		}
-		var ok bool
-		return ok, db.QueryRowContext(ctx, q, table).Scan(&ok)
+		if !schema.Valid {
+			return stock.Errorf(stock.Misconfigured, "DATABASE_URL's search_path names no schema that exists: create the schema, or fix search_path")
+		}
+		ins.Schema = schema.String
 	}
-	migrated, err := has("schema_migrations")
+	// Where Open looks: the file, or the current schema only.
+	tables := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
+	if ins.Kind == kindPostgres {
+		tables = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`
+	}
+	rows, err := db.QueryContext(ctx, tables)
 	if err != nil {
 		return err
 	}
-	if migrated {
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, name)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	has := func(table string) bool { return slices.Contains(names, table) }
+	if has("schema_migrations") {
 		if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&ins.Version); err != nil {
 			return err
 		}
+	} else {
+		ins.OtherTables = names[:min(len(names), 5)]
 	}
-	if ins.Settings, err = readSettings(ctx, db, has); err != nil {
-		return err
+	if has("settings") {
+		if ins.Settings, err = readSettings(ctx, db); err != nil {
+			return err
+		}
 	}
-	ins.NotWritable = ins.writable(ctx, db, migrated)
+	ins.NotWritable = ins.writable(ctx, db, has)
 	return nil
 }
 
-func readSettings(ctx context.Context, db *sql.DB, has func(string) (bool, error)) (map[string]string, error) {
-	if ok, err := has("settings"); !ok || err != nil {
-		return nil, err
-	}
+func readSettings(ctx context.Context, db *sql.DB) (map[string]string, error) {
 	rows, err := db.QueryContext(ctx, `SELECT name, value FROM settings`)
 	if err != nil {
 		return nil, err
@@ -121,27 +155,52 @@ func readSettings(ctx context.Context, db *sql.DB, has func(string) (bool, error
 	return settings, rows.Err()
 }
 
-// writable asks for what a write needs, writing nothing: SQLite's write
-// lock (a transaction begun IMMEDIATE, then rolled back), PostgreSQL's
-// privileges on the tables, or to create them.
-func (ins *Inspection) writable(ctx context.Context, db *sql.DB, migrated bool) error {
+// writable asks for what a write needs, keeping nothing: on SQLite, the
+// write lock and a write (user_version set to itself, in a transaction
+// rolled back), since a read-only file grants the lock; on PostgreSQL, the
+// privileges Open and the pipeline use, one by one: CREATE on the schema
+// (the migrations' CREATE TABLE IF NOT EXISTS runs at every start), and
+// SELECT, INSERT and UPDATE on each journal table there is.
+func (ins *Inspection) writable(ctx context.Context, db *sql.DB, has func(string) bool) error {
 	if ins.Kind == kindSQLite {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return explainSQLite(err, ins.Path)
 		}
-		return tx.Rollback()
+		defer tx.Rollback()
+		var v int
+		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+			return explainSQLite(err, ins.Path)
+		}
+		_, err = tx.ExecContext(ctx, `PRAGMA user_version = `+strconv.Itoa(v))
+		return explainSQLite(err, ins.Path)
 	}
-	q := `SELECT has_schema_privilege(current_schema(), 'CREATE')`
-	if migrated {
-		q = `SELECT has_table_privilege('events', 'INSERT, UPDATE') AND has_table_privilege('sales', 'INSERT, UPDATE')`
+	var missing []string
+	check := func(q, what string, args ...any) error {
+		var ok bool
+		if err := db.QueryRowContext(ctx, q, args...).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			missing = append(missing, what)
+		}
+		return nil
 	}
-	var ok bool
-	if err := db.QueryRowContext(ctx, q).Scan(&ok); err != nil {
+	if err := check(`SELECT has_schema_privilege(current_schema(), 'CREATE')`, "CREATE on schema "+ins.Schema); err != nil {
 		return err
 	}
-	if !ok {
-		return fmt.Errorf("the DATABASE_URL user may not write the journal's tables (or, for a new journal, create them in its schema): grant it INSERT and UPDATE on them (or CREATE on the schema)")
+	for _, table := range journalTables {
+		if !has(table) {
+			continue
+		}
+		for _, privilege := range []string{"SELECT", "INSERT", "UPDATE"} {
+			if err := check(`SELECT has_table_privilege(quote_ident(current_schema()) || '.' || quote_ident($1), $2)`, privilege+" on "+table, table, privilege); err != nil {
+				return err
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the DATABASE_URL user lacks %s: grant them", strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -2,7 +2,16 @@ package journal
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	neturl "net/url"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"soldout/internal/journal/pgtest"
+	"soldout/internal/stock"
 )
 
 // Inspect reads a journal's state on either backend and changes nothing: an
@@ -38,5 +47,94 @@ func TestInspect(t *testing.T) {
 				t.Errorf("a journal in use: %+v", ins)
 			}
 		})
+	}
+}
+
+// A file of another application is no journal: check names its tables, and
+// the operator commands refuse it rather than add a journal to it.
+func TestInspectAnotherApplicationsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shop.db")
+	raw, err := openSQLitePool("file:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = raw.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY)`)
+	raw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := Inspect(context.Background(), path)
+	if err != nil || ins.Version != 0 || !slices.Equal(ins.OtherTables, []string{"customers"}) {
+		t.Fatalf("Inspect: %+v, %v; want no journal and the table customers", ins, err)
+	}
+	if _, err := OpenExisting(context.Background(), path); stock.ErrorCode(err) != stock.NotFound {
+		t.Fatalf("OpenExisting of another application's file: %v, want not_found", err)
+	}
+	if ins, _ := Inspect(context.Background(), path); ins.Version != 0 {
+		t.Error("OpenExisting added a journal to the file")
+	}
+}
+
+// On PostgreSQL the operator commands refuse a schema without a journal,
+// and check names each privilege the user lacks, CREATE on the schema
+// included (the migrations run at every start).
+func TestInspectPostgresPrivileges(t *testing.T) {
+	base := pgtest.Server(t, postgresTests)
+	url := postgresURL(t)
+	ctx := context.Background()
+	if _, err := OpenExisting(ctx, url); stock.ErrorCode(err) != stock.NotFound {
+		t.Fatalf("OpenExisting of an empty schema: %v, want not_found", err)
+	}
+	if ins, err := Inspect(ctx, url); err != nil || ins.Version != 0 || len(ins.OtherTables) != 0 {
+		t.Fatalf("after OpenExisting: %+v, %v; want the schema still empty", ins, err)
+	}
+	open(t, url).Close()
+	schema := url[strings.LastIndex(url, "search_path=")+len("search_path="):]
+	role := "soldout_test_" + strings.ToLower(rand.Text()[:8])
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() }) // after the role's cleanup, registered below
+	for _, stmt := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT USAGE ON SCHEMA " + schema + " TO " + role,
+		"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA " + schema + " TO " + role,
+	} {
+		if _, err := admin.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP OWNED BY " + role + "; DROP ROLE " + role); err != nil {
+			t.Errorf("drop role: %v", err)
+		}
+	})
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = neturl.User(role)
+	ins, err := Inspect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.NotWritable == nil || !strings.Contains(ins.NotWritable.Error(), "CREATE on schema "+schema) ||
+		!strings.Contains(ins.NotWritable.Error(), "UPDATE on events") || strings.Contains(ins.NotWritable.Error(), "INSERT on events") {
+		t.Errorf("a user with SELECT and INSERT only: %v", ins.NotWritable)
+	}
+}
+
+// A journal SQLite may lock but not write (a read-only file, here opened
+// read-only) is not writable: the write lock alone does not tell.
+func TestInspectReadOnlySQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	open(t, path).Close()
+	ins, err := Inspect(context.Background(), "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.NotWritable == nil || !strings.Contains(ins.NotWritable.Error(), path) {
+		t.Errorf("a read-only journal: NotWritable = %v, want an error naming the file", ins.NotWritable)
 	}
 }

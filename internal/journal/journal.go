@@ -314,6 +314,12 @@ func (d *DB) Ping(ctx context.Context) error {
 		probe = func(ctx context.Context) error {
 			_, err := d.w.conn.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('writer_probe', $1)
 				ON CONFLICT (name) DO UPDATE SET value = excluded.value`, value)
+			if err == nil {
+				// Cleared here, on the committer's loop, where a later
+				// failure (of this batch's commit, or of the next batch)
+				// sets it again.
+				d.w.failed.Store(false)
+			}
 			return err
 		}
 	}
@@ -322,9 +328,6 @@ func (d *DB) Ping(ctx context.Context) error {
 			return fail(err, "ping writer: writes fail (a full disk? an I/O error?)")
 		}
 		return fail(err, "ping writer")
-	}
-	if failed {
-		d.w.failed.Store(false)
 	}
 	return nil
 }

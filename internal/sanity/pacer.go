@@ -35,7 +35,7 @@ func newPacer(perSecond float64) *pacer {
 }
 
 // reserve claims the next slot and returns when it starts, and the shift
-// so far (for since). If the slot is after latest (zero: no limit) nothing
+// so far (for moved). If the slot is after latest (zero: no limit) nothing
 // is claimed and ok is false.
 func (p *pacer) reserve(now, latest time.Time) (at time.Time, mark time.Duration, ok bool) {
 	p.mu.Lock()
@@ -51,12 +51,20 @@ func (p *pacer) reserve(now, latest time.Time) (at time.Time, mark time.Duration
 	return at, p.shifted, true
 }
 
-// since returns how far pauses moved the slots reserved at mark, and the
-// new mark.
-func (p *pacer) since(mark time.Duration) (shift, now time.Duration) {
+// moved returns where the pauses reported since mark moved a slot reserved
+// at mark, and the new mark. A slot that had already come when the pause
+// began, its caller not yet on its way, goes at the pause's end.
+func (p *pacer) moved(at time.Time, mark time.Duration) (time.Time, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.shifted - mark, p.shifted
+	if p.shifted == mark {
+		return at, mark
+	}
+	at = at.Add(p.shifted - mark)
+	if at.Before(p.paused) {
+		at = p.paused
+	}
+	return at, p.shifted
 }
 
 // pause lets no request start before until, reported at now: every slot
@@ -101,11 +109,11 @@ func (p *pacer) wait(ctx context.Context) error {
 			}
 		}
 		// A pause reported while this caller slept moved its slot.
-		var shift time.Duration
-		if shift, mark = p.since(mark); shift == 0 {
+		moved, newMark := p.moved(at, mark)
+		if newMark == mark {
 			return nil
 		}
-		at, now = at.Add(shift), time.Now()
+		at, mark, now = moved, newMark, time.Now()
 		ok = latest.IsZero() || !at.After(latest)
 	}
 }
