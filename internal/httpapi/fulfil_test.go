@@ -36,6 +36,9 @@ type fulfilEnv struct {
 	cfg     httpapi.Config // what h was made of, for a test to change and rebuild
 }
 
+// fulfilSecret is the webhook signing secret of newFulfilEnv's server.
+const fulfilSecret = "whsec_fulfil_test_0123456789"
+
 func newFulfilEnv(t *testing.T, withKey bool, limiter *httpapi.ClientLimiter) *fulfilEnv {
 	t.Helper()
 	e := &fulfilEnv{lake: memlake.New("production", "sk-test"), stripe: stripetest.New(), obs: &recorder{}}
@@ -55,7 +58,7 @@ func newFulfilEnv(t *testing.T, withKey bool, limiter *httpapi.ClientLimiter) *f
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	verifier, err := stripehook.NewVerifier([]string{"whsec_fulfil_test_0123456789"}, stripehook.DefaultTolerance)
+	verifier, err := stripehook.NewVerifier([]string{fulfilSecret}, stripehook.DefaultTolerance)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +210,7 @@ func TestFulfilAfterWebhook(t *testing.T) {
 	e.session("cs_test_both", stripetest.StatusComplete, stripetest.PaymentPaid, "art-1")
 	ev := stripehook.Sample{EventID: "evt_1", Type: stock.CheckoutCompleted, SessionID: "cs_test_both", ArtworkIDs: []string{"art-1"}}.JSON()
 	req := httptest.NewRequest(http.MethodPost, "/api/webhook", strings.NewReader(string(ev)))
-	req.Header.Set("Stripe-Signature", stripehook.Sign(ev, "whsec_fulfil_test_0123456789", time.Now()))
+	req.Header.Set("Stripe-Signature", stripehook.Sign(ev, fulfilSecret, time.Now()))
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
 	if rec.Code != 200 {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"log/slog"
 	"testing"
+	"time"
 
 	"soldout/internal/stock"
 )
@@ -22,6 +23,20 @@ func TestNotAppliedLevel(t *testing.T) {
 	} {
 		if got := notAppliedLevel(tt.err); got != tt.want {
 			t.Errorf("%v: %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+// The pipeline gets most of the budget, never all of it: a margin is left
+// for recording the outcome and writing the answer before the sender (and
+// Checkout's redirect) stops waiting.
+func TestProcessingBudget(t *testing.T) {
+	for _, budget := range []time.Duration{time.Second, 2 * time.Second, DefaultBudget, time.Minute} {
+		got := processingBudget(budget)
+		margin := min(time.Second, budget/2)
+		if got > budget-margin || got < budget/2 {
+			t.Errorf("processingBudget(%s) = %s, want between %s and %s: a margin of %s before the budget ends",
+				budget, got, budget/2, budget-margin, margin)
 		}
 	}
 }

@@ -91,6 +91,8 @@ func TestParseSecrets(t *testing.T) {
 		ok   bool
 	}{
 		{"whsec_abcdefgh12345678", 1, true},
+		{"whsec_12345678", 1, true}, // the shortest accepted: 8 characters after the prefix
+		{"whsec_1234567", 0, false}, // one fewer
 		{" whsec_abcdefgh12345678 , whsec_zyxwvuts98765432 ", 2, true},
 		{"sk_test_123456789", 0, false},
 		{"whsec_", 0, false},
@@ -137,6 +139,16 @@ func TestDecode(t *testing.T) {
 				"data":{"object":{"id":"cs_2","object":"checkout.session","payment_status":"unpaid","customer_email":"b@example.com","metadata":{"artworkIds":" a1, a2 ,,a3"}}}}`,
 			want: stock.Event{ID: "evt_2", Type: stock.CheckoutCompleted, Created: created,
 				Session: stock.Session{ID: "cs_2", PaymentStatus: "unpaid", Email: "b@example.com", ArtworkIDs: []string{"a1", "a2", "a3"}}},
+		},
+		{
+			// customer_details.email is what the buyer typed; customer_email
+			// only what soldout prefilled (as stripeapi.Session reads them).
+			name: "both emails: customer_details wins over customer_email",
+			body: `{"id":"evt_10","object":"event","type":"checkout.session.completed","created":1764000000,
+				"data":{"object":{"id":"cs_10","object":"checkout.session","payment_status":"paid","customer_email":"prefilled@example.com",
+				"customer_details":{"email":"typed@example.com"},"metadata":{"artworkId":"a1"}}}}`,
+			want: stock.Event{ID: "evt_10", Type: stock.CheckoutCompleted, Created: created,
+				Session: stock.Session{ID: "cs_10", PaymentStatus: "paid", Email: "typed@example.com", ArtworkIDs: []string{"a1"}}},
 		},
 		{
 			name: "other event type keeps no session",
