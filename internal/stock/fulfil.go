@@ -310,13 +310,15 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		return "", err
 	}
 	pub := art.Published
+	var sales []Sale
 	if pub == nil || !pub.IsAvailable() {
 		// Another process may have claimed and written it between our
 		// journal read and this Sanity read, or this round guessed the
 		// journal instead of reading it: decide again from the journal.
-		if sales, err := f.Journal.Sales(ctx, id); err != nil {
+		if sales, err = f.Journal.Sales(ctx, id); err != nil {
 			return "", err
-		} else if own, active := FindSales(sales, ev.Session.ID); own != nil || active != nil {
+		}
+		if own, active := FindSales(sales, ev.Session.ID); own != nil || active != nil {
 			return "", ErrSaleTaken
 		}
 		// Nobody holds it in the journal. A release writes Sanity before it
@@ -333,11 +335,16 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	}
 	switch {
 	case pub.IsAvailable():
-	case OwnTransaction(pub.Rev):
+	case OwnTransaction(pub.Rev) && len(waitersFor(sales, Sale{ArtworkID: id, SessionID: ev.Session.ID}, pub.Rev)) > 0:
 		// soldout made it unavailable for a sale the journal does not hold
 		// as active: a buyer it keeps the piece for after a failed hold.
 		// This buyer's is a second sale.
 		return f.doubleSale(ctx, ev, id, want, nil, pub.Rev, log)
+	case OwnTransaction(pub.Rev):
+		// Kept for buyers who have all dropped out since (soldout said that
+		// nobody holds it): the piece is this buyer's, as applyTake decides
+		// when the keep comes between its read and its write.
+		log.Info("artwork was kept unavailable by soldout for buyers whose payments have all failed since: it is this buyer's")
 	default:
 		log.Warn("artwork was already unavailable in Sanity, not through soldout: the buyer checked out a piece marked unavailable by someone else; check whether it was sold elsewhere",
 			"email", ev.Session.Email)
@@ -554,14 +561,8 @@ func (f *Fulfiller) keptForAnother(ctx context.Context, sale Sale, rev string, l
 	if err != nil {
 		return false, err
 	}
-	if !slices.ContainsFunc(sales, func(o Sale) bool { return writtenFor(rev, o.SessionID, o.ArtworkID) }) {
-		return false, nil // a soldout write from before transaction ids named their sale
-	}
-	// Everyone who waits for the same failed hold as the keep: the buyer it
-	// is named after, those who came after it, even once that buyer's own
-	// payment has failed.
 	var waiting []string
-	for _, w := range FellowWaiters(sales, Sale{ArtworkID: sale.ArtworkID, SessionID: sale.SessionID, WaitsFor: rev}) {
+	for _, w := range waitersFor(sales, sale, rev) {
 		waiting = append(waiting, w.SessionID+" ("+w.Email+")")
 	}
 	if len(waiting) == 0 {
@@ -579,6 +580,19 @@ func (f *Fulfiller) keptForAnother(ctx context.Context, sale Sale, rev string, l
 	log.Error(msg,
 		"email", sale.Email, "amount", sale.Amount, "currency", sale.Currency, "waiting", waiting)
 	return true, nil
+}
+
+// waitersFor returns, among an artwork's sales, the buyers other than
+// sale's who wait after a failed hold for the piece soldout keeps under rev:
+// the buyer the keep is named after, those who came after it, even once
+// that buyer's own payment has failed. None when they have all dropped out,
+// or when rev names no sale of the journal's (a soldout write from before
+// transaction ids named their sale).
+func waitersFor(sales []Sale, sale Sale, rev string) []Sale {
+	if !slices.ContainsFunc(sales, func(o Sale) bool { return writtenFor(rev, o.SessionID, o.ArtworkID) }) {
+		return nil
+	}
+	return FellowWaiters(sales, Sale{ArtworkID: sale.ArtworkID, SessionID: sale.SessionID, WaitsFor: rev})
 }
 
 // patchLateDraft makes unavailable a draft that an editor opened between
