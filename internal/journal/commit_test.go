@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,4 +231,183 @@ func TestVerdictAfterAChangeIsNoFailure(t *testing.T) {
 	if v, _ := d.Setting(ctx, "x"); v != "" {
 		t.Error("the write the verdict was reached after was kept")
 	}
+}
+
+// scratch makes a table t (k TEXT PRIMARY KEY) for tests that drive the
+// committer by hand. insert(k) is a write of one row; keys lists the rows
+// committed.
+func scratch(t *testing.T, d *DB) (insert func(k string) func(context.Context) error, keys func() []string) {
+	t.Helper()
+	bg := context.Background()
+	if err := d.write(bg, func(ctx context.Context) error {
+		_, err := d.w.conn.ExecContext(ctx, `CREATE TABLE t (k TEXT PRIMARY KEY)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	insert = func(k string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			_, err := d.w.conn.ExecContext(ctx, `INSERT INTO t (k) VALUES ($1)`, k)
+			return err
+		}
+	}
+	keys = func() []string {
+		t.Helper()
+		committed(t, d) // whatever was handed to the committer has run
+		rows, err := d.read.QueryContext(bg, `SELECT k FROM t ORDER BY k`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var ks []string
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			ks = append(ks, k)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	return insert, keys
+}
+
+// TestCommitterSkipsAGoneCaller: the committer writes nothing on behalf of a
+// caller whose context ended before the batch reached its op, and tells it
+// why; the rest of the batch commits.
+func TestCommitterSkipsAGoneCaller(t *testing.T) {
+	d := open(t, sqliteURL(t))
+	bg := context.Background()
+	insert, keys := scratch(t, d)
+
+	t.Run("gone while the batch runs", func(t *testing.T) {
+		// One batch run by hand, so that the three ops certainly share it
+		// and the second caller goes after the batch has begun.
+		gone, leave := context.WithCancel(bg)
+		defer leave()
+		ran := false
+		first := &writeOp{ctx: bg, done: make(chan error, 1), fn: func(ctx context.Context) error {
+			leave() // the next op's caller gives up while this op runs
+			return insert("first")(ctx)
+		}}
+		skipped := &writeOp{ctx: gone, done: make(chan error, 1), fn: func(ctx context.Context) error {
+			ran = true
+			return insert("gone")(ctx)
+		}}
+		last := &writeOp{ctx: bg, done: make(chan error, 1), fn: insert("last")}
+		d.w.apply([]*writeOp{first, skipped, last})
+		if err := errors.Join(<-first.done, <-last.done); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-skipped.done; err != context.Canceled {
+			t.Errorf("the gone caller was told %v, want %v", err, context.Canceled)
+		}
+		if ran {
+			t.Error("the op of a caller that had gone was run")
+		}
+		if got := keys(); !slices.Equal(got, []string{"first", "last"}) {
+			t.Fatalf("rows %v, want first and last, not gone", got)
+		}
+	})
+
+	t.Run("gone before calling", func(t *testing.T) {
+		// Through the running committer. With the loop idle, wait's first
+		// select may hand the op over or take ctx.Done, at random; the
+		// caller does not wait for the batch, so each call is followed by a
+		// committed write, after which the loop is idle again. Over 64 calls
+		// some ops all but certainly reach a batch, which must skip them.
+		gone, leave := context.WithCancel(bg)
+		leave()
+		for i := range 64 {
+			if err := d.w.do(gone, insert(fmt.Sprintf("late%02d", i))); err != context.Canceled {
+				t.Fatalf("call %d: %v, want %v", i, err, context.Canceled)
+			}
+			committed(t, d)
+		}
+		if got := keys(); !slices.Equal(got, []string{"first", "last"}) {
+			t.Fatalf("rows %v: callers that had gone were written for", got)
+		}
+	})
+}
+
+// TestCommitterCallerStopsWaiting: a caller whose context ends stops waiting
+// for a batch held up by someone else's write (or its own), and gets
+// ctx.Err() at once. A write the loop had already started still commits;
+// one it had not yet taken never runs.
+func TestCommitterCallerStopsWaiting(t *testing.T) {
+	d := open(t, sqliteURL(t))
+	bg := context.Background()
+	insert, keys := scratch(t, d)
+
+	// block submits a write that holds the loop until release is called,
+	// and returns once the loop is running it.
+	block := func(t *testing.T, ctx context.Context, k string) (release func(), answered <-chan error) {
+		t.Helper()
+		started, unblock := make(chan struct{}), make(chan struct{})
+		answer := make(chan error, 1)
+		go func() {
+			answer <- d.w.do(ctx, func(ctx context.Context) error {
+				close(started)
+				<-unblock
+				return insert(k)(ctx)
+			})
+		}()
+		release = sync.OnceFunc(func() { close(unblock) })
+		t.Cleanup(release) // before the journal's Close, which waits for the loop
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			release()
+			t.Fatal("the committer did not start the write")
+		}
+		return release, answer
+	}
+	// answer waits for a caller that should have its answer without the
+	// blocked batch going on, and so fails rather than hangs when it needs
+	// the batch.
+	answer := func(t *testing.T, answered <-chan error) error {
+		t.Helper()
+		select {
+		case err := <-answered:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("the caller is still waiting for the batch it gave up on")
+			return nil
+		}
+	}
+
+	t.Run("its write is in the batch", func(t *testing.T) {
+		caller, giveUp := context.WithCancel(bg)
+		defer giveUp()
+		release, answered := block(t, caller, "started")
+		giveUp() // while the loop holds the caller's own op
+		if err := answer(t, answered); err != context.Canceled {
+			t.Errorf("the caller got %v, want %v", err, context.Canceled)
+		}
+		release()
+		if got := keys(); !slices.Contains(got, "started") {
+			t.Errorf("rows %v: the write the loop had started was not committed", got)
+		}
+	})
+
+	t.Run("queued behind the batch", func(t *testing.T) {
+		release, answered := block(t, bg, "blocker")
+		caller, cancel := context.WithTimeout(bg, 50*time.Millisecond)
+		defer cancel()
+		queued := make(chan error, 1)
+		go func() { queued <- d.w.do(caller, insert("queued")) }()
+		if err := answer(t, queued); err != context.DeadlineExceeded {
+			t.Errorf("the queued caller got %v, want %v", err, context.DeadlineExceeded)
+		}
+		release()
+		if err := answer(t, answered); err != nil {
+			t.Fatal(err)
+		}
+		if got := keys(); !slices.Contains(got, "blocker") || slices.Contains(got, "queued") {
+			t.Errorf("rows %v, want blocker and not queued: its caller had gone before the loop took it", got)
+		}
+	})
 }

@@ -588,7 +588,32 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 
 // TestGivesUpBeforeTheDeadline: when retrying cannot finish in time the
 // client answers Unavailable while the caller still has time to answer.
+//
+// It checks the client's own decisions, not how soon a loaded machine let
+// it run afterwards. The caller's context reports its deadline but ends only
+// lateBy after it (lateContext), so a client that ignored the deadline is
+// not cut off there but runs on, far past answerSlack. The requests show,
+// without any timing slack, that every attempt ran under a deadline that
+// keeps the client's answer margin back, and that every retry was scheduled
+// with time left for its sleep and for an attempt (minAttemptBudget, or as
+// long as the last attempt took), counted from when the last attempt ended,
+// which is before the client decided.
 func TestGivesUpBeforeTheDeadline(t *testing.T) {
+	const (
+		// The client's documented bounds (client.go), stated here so that a
+		// change to them in the client shows: it keeps back for its answer a
+		// twentieth of the time left, at most 50 ms (answerMargin), and
+		// starts no retry that leaves less than 20 ms for its attempt
+		// (minAttemptBudget).
+		marginShare, maxMargin = 20, 50 * time.Millisecond
+		minAttemptBudget       = 20 * time.Millisecond
+
+		lateBy = time.Second
+		// answerSlack is how long after the deadline the answer may come:
+		// the client returns before it, by the margin it keeps back, but a
+		// loaded machine (-race, parallel packages) may run it late.
+		answerSlack = 250 * time.Millisecond
+	)
 	tests := []struct {
 		name        string
 		opts        sanitytest.Options
@@ -602,14 +627,16 @@ func TestGivesUpBeforeTheDeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, tt.opts)
+			calls := &attemptLog{}
+			e := newEnv(t, tt.opts, calls.configure)
 			rev := putArtwork(e.lake, "X", nil)
-			ctx, cancel := context.WithTimeout(t.Context(), tt.timeout)
+			deadline := time.Now().Add(tt.timeout)
+			ends, cancel := context.WithDeadline(t.Context(), deadline.Add(lateBy))
 			defer cancel()
-			deadline, _ := ctx.Deadline()
+			ctx := lateContext{ends, deadline}
 			err := e.client.SetAvailable(ctx, "tx-1", false, []stock.Variant{{ID: "X", Rev: rev}})
-			if !time.Now().Before(deadline) {
-				t.Errorf("returned after the deadline")
+			if late := time.Since(deadline); late > answerSlack {
+				t.Errorf("answered %v after the deadline", late)
 			}
 			if stock.ErrorCode(err) != stock.Unavailable || ctx.Err() != nil {
 				t.Errorf("err = %v (ctx %v)", err, ctx.Err())
@@ -619,6 +646,31 @@ func TestGivesUpBeforeTheDeadline(t *testing.T) {
 			}
 			if e.lake.Writes("X") != 0 {
 				t.Error("a failed request wrote")
+			}
+
+			calls.mu.Lock()
+			defer calls.mu.Unlock()
+			// A retry follows each attempt but the last; one more was
+			// scheduled if a sleep was cut short, which its check below finds.
+			if n := len(calls.attempts); n < 1 || len(calls.retries) < n-1 || len(calls.retries) > n {
+				t.Fatalf("%d attempts sent, %d retries observed", n, len(calls.retries))
+			}
+			for i, a := range calls.attempts {
+				// The client took its margin from the time left when it
+				// prepared the attempt, no less than at the start.
+				left := deadline.Sub(a.start)
+				want := min(left/marginShare, maxMargin)
+				if !a.hasDeadline || deadline.Sub(a.deadline) < want {
+					t.Errorf("attempt %d, started %v before the deadline, may run until %v before it (has one: %v), want %v or more kept back",
+						i+1, left, deadline.Sub(a.deadline), a.hasDeadline, want)
+				}
+			}
+			for i, r := range calls.retries {
+				need := r.delay + max(r.elapsed, minAttemptBudget)
+				if left := deadline.Sub(calls.attempts[i].end); left < need {
+					t.Errorf("attempt %d ended %v before the deadline, and a retry was scheduled after %v that needs %v (the attempt took %v)",
+						i+1, left, r.delay, need, r.elapsed)
+				}
 			}
 		})
 	}
@@ -644,6 +696,65 @@ func TestGivesUpBeforeTheDeadline(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+// lateContext reports deadline as its deadline but ends only when its
+// Context does, later: what a client does by the deadline is then its own
+// doing.
+type lateContext struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c lateContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// attemptLog records each HTTP attempt as its transport saw it, and each
+// retry the client scheduled, as Config.Observe reports them.
+type attemptLog struct {
+	mu       sync.Mutex
+	attempts []sentAttempt
+	retries  []scheduledRetry // retries[i] follows attempts[i]
+	elapsed  time.Duration    // of the last attempt, as the client measured it
+}
+
+type sentAttempt struct {
+	start, end  time.Time // when the transport got it and gave back its answer
+	deadline    time.Time // of the attempt's context
+	hasDeadline bool
+}
+
+type scheduledRetry struct {
+	delay   time.Duration // the sleep before it
+	elapsed time.Duration // what the attempt before it took, by the client's clock
+}
+
+func (l *attemptLog) configure(cfg *sanity.Config) {
+	cfg.HTTPClient = &http.Client{Transport: loggingTransport{http.DefaultTransport, l}}
+	cfg.Observe = func(_, result string, d time.Duration) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if result == "retry" {
+			l.retries = append(l.retries, scheduledRetry{delay: d, elapsed: l.elapsed})
+		} else {
+			l.elapsed = d
+		}
+	}
+}
+
+type loggingTransport struct {
+	next http.RoundTripper
+	log  *attemptLog
+}
+
+func (t loggingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	a := sentAttempt{start: time.Now()}
+	a.deadline, a.hasDeadline = r.Context().Deadline()
+	resp, err := t.next.RoundTrip(r)
+	a.end = time.Now()
+	t.log.mu.Lock()
+	t.log.attempts = append(t.log.attempts, a)
+	t.log.mu.Unlock()
+	return resp, err
 }
 
 func TestObserve(t *testing.T) {
