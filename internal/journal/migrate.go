@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -66,6 +67,35 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 // migrations: "soldout" in ASCII.
 const migrationLock = 0x736f6c646f7574
 
+// notAnotherApplicationsFile refuses an SQLite file that holds tables but
+// no journal: DATABASE_URL names another application's database, to which
+// the migrations would add soldout's tables. (A PostgreSQL schema may well
+// be shared; soldout check warns of one.)
+func notAnotherApplicationsFile(ctx context.Context, tx *sql.Tx) error {
+	var migrated bool
+	var others []string
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		migrated = migrated || name == "schema_migrations"
+		others = append(others, name)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if migrated || len(others) == 0 {
+		return nil
+	}
+	return stock.Errorf(stock.Misconfigured, "journal: the file holds another application's tables (%s), not a journal: point DATABASE_URL at soldout's journal, or at a new file", strings.Join(others[:min(len(others), 5)], ", "))
+}
+
 // migrate applies the migrations the journal lacks, all in one
 // transaction: a new journal costs one commit (one fsync) instead of one per
 // migration, and a failure leaves none of them applied. Replicas that start
@@ -83,6 +113,8 @@ func (d *DB) migrate(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 			return err
 		}
+	} else if err := notAnotherApplicationsFile(ctx, tx); err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,

@@ -124,7 +124,8 @@ func TestOpenKeepsAnExistingPageSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.Exec("CREATE TABLE before_soldout (x)"); err != nil {
+	// A journal begun by a version that made 4 KiB pages: its first table.
+	if _, err := old.Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
 	old.Close()
@@ -237,5 +238,26 @@ func TestOpenExplainsSQLiteRefusals(t *testing.T) {
 				t.Fatalf("Open(%s): %v, want Misconfigured naming the file and %q", tt.path, err, tt.hint)
 			}
 		})
+	}
+}
+
+// An SQLite file of another application is refused, not given a journal
+// beside its tables.
+func TestOpenRefusesAnotherApplicationsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shop.db")
+	raw, err := openSQLitePool("file:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = raw.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY)`)
+	raw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), path); stock.ErrorCode(err) != stock.Misconfigured || !strings.Contains(err.Error(), "customers") {
+		t.Fatalf("Open of another application's file: %v, want Misconfigured naming its tables", err)
+	}
+	if ins, err := Inspect(context.Background(), path); err != nil || !slices.Equal(ins.OtherTables, []string{"customers"}) {
+		t.Errorf("after the refusal: %+v, %v; want the file as it was", ins, err)
 	}
 }
