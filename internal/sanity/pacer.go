@@ -103,7 +103,7 @@ func (p *pacer) wait(ctx context.Context) error {
 		if !ok {
 			return p.tooLate(now, at)
 		}
-		if d := at.Sub(now); d >= minSleep {
+		if d := at.Sub(now); d >= minSleep || d > 0 && p.interval >= minSleep {
 			if err := sleep(ctx, d); err != nil {
 				return stock.Wrap(stock.Unavailable, err, "sanity mutate: waiting for the rate limit")
 			}
@@ -133,12 +133,13 @@ func (p *pacer) tooLate(now, at time.Time) error {
 		float64(time.Second)/float64(p.interval))
 }
 
-// minSleep: a slot less than this ahead is taken at once. Sleeping a few
-// microseconds costs a timer and two goroutine switches, more than a
-// mutation's share of a high rate (the benchmark's 1e6 a second lost 6 % of
-// its events per second to it), and the timer is not that precise anyway.
-// The schedule itself does not move, so the rate holds on average; a
-// slot starts at most this early.
+// minSleep: at rates of over a thousand a second, a slot less than this
+// ahead is taken at once. Sleeping a few microseconds costs a timer and two
+// goroutine switches, more than a mutation's share of such a rate (the
+// benchmark's 1e6 a second lost 6 % of its CPU per event to it), and the
+// timer is not that precise anyway. The schedule itself does not move, so
+// the rate holds on average. At lower rates, Sanity's 25 a second among
+// them, every slot is waited for exactly.
 const minSleep = time.Millisecond
 
 func sleep(ctx context.Context, d time.Duration) error {

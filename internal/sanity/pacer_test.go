@@ -284,3 +284,19 @@ func TestTooLateSaysWhose(t *testing.T) {
 		t.Errorf("Sanity's pause: %v", err)
 	}
 }
+
+// TestPacerWaitsOutEveryLowRateSlot: below a thousand mutations a second a
+// slot is waited for however near it is (only high rates take near slots at
+// once), so that Sanity's 25 a second is never exceeded by an early start.
+// A sleep never ends early: the lower bound cannot flake.
+func TestPacerWaitsOutEveryLowRateSlot(t *testing.T) {
+	p := newPacer(25)
+	p.tat = time.Now().Add(minSleep / 2)
+	start := time.Now()
+	if err := p.wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < minSleep/2-50*time.Microsecond {
+		t.Errorf("a slot %v ahead was taken after %v", minSleep/2, waited)
+	}
+}

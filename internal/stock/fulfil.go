@@ -335,10 +335,12 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	}
 	switch {
 	case pub.IsAvailable():
-	case OwnTransaction(pub.Rev) && len(waitersFor(sales, Sale{ArtworkID: id, SessionID: ev.Session.ID}, pub.Rev)) > 0:
+	case OwnTransaction(pub.Rev) && (!namesSale(sales, pub.Rev) || len(waitersFor(sales, Sale{ArtworkID: id, SessionID: ev.Session.ID}, pub.Rev)) > 0):
 		// soldout made it unavailable for a sale the journal does not hold
-		// as active: a buyer it keeps the piece for after a failed hold.
-		// This buyer's is a second sale.
+		// as active: a buyer it keeps the piece for after a failed hold
+		// (or, under a revision from before transaction ids named their
+		// sale, may keep it: who waits cannot be told). This buyer's is a
+		// second sale.
 		return f.doubleSale(ctx, ev, id, want, nil, pub.Rev, log)
 	case OwnTransaction(pub.Rev):
 		// Kept for buyers who have all dropped out since (soldout said that
@@ -589,10 +591,15 @@ func (f *Fulfiller) keptForAnother(ctx context.Context, sale Sale, rev string, l
 // or when rev names no sale of the journal's (a soldout write from before
 // transaction ids named their sale).
 func waitersFor(sales []Sale, sale Sale, rev string) []Sale {
-	if !slices.ContainsFunc(sales, func(o Sale) bool { return writtenFor(rev, o.SessionID, o.ArtworkID) }) {
+	if !namesSale(sales, rev) {
 		return nil
 	}
 	return FellowWaiters(sales, Sale{ArtworkID: sale.ArtworkID, SessionID: sale.SessionID, WaitsFor: rev})
+}
+
+// namesSale reports whether rev, a soldout write, names one of sales.
+func namesSale(sales []Sale, rev string) bool {
+	return slices.ContainsFunc(sales, func(o Sale) bool { return writtenFor(rev, o.SessionID, o.ArtworkID) })
 }
 
 // patchLateDraft makes unavailable a draft that an editor opened between

@@ -445,3 +445,27 @@ func TestAPieceKeptForBuyersWhoDroppedOutIsTheNextBuyers(t *testing.T) {
 		t.Errorf("a double sale reported though nobody waits: %q", got)
 	}
 }
+
+// TestALegacyKeepStaysKept: under a revision from before transaction ids
+// named their sale, who waits cannot be told, so a new buyer's claim is a
+// double sale, not a sale: a buyer who paid may be waiting for the piece.
+func TestALegacyKeepStaysKept(t *testing.T) {
+	e := newEnv(t)
+	e.artwork("a1")
+	f := e.fulfiller("p1")
+	old := e.clock().Add(-time.Hour)
+	const legacy = "soldout-0123456789abcdef" // a hold's write of an older version
+	if err := e.catalog(token).SetAvailable(t.Context(), legacy, false, []stock.Variant{{ID: "a1", Rev: e.rev("a1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.journal.InsertSale(t.Context(), stock.Sale{ArtworkID: "a1", SessionID: "cs_A", State: stock.SaleHeld,
+		Email: "a@example.com", EventIDs: []string{"evt_0"}, AppliedRev: legacy, CreatedAt: old, UpdatedAt: old, Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e.mustHandle(f, paid("evt_B", "cs_B", "a1"), stock.OutcomeDoubleSale)
+	e.mustHandle(f, event("evt_Af", stock.CheckoutAsyncFailed, "cs_A", "", "a1"), stock.OutcomeReleaseSkipped)
+	if e.available("a1") != "false" || e.rev("a1") != legacy {
+		t.Fatalf("the failed hold did not keep the piece: available %s, rev %s", e.available("a1"), e.rev("a1"))
+	}
+	e.mustHandle(f, paid("evt_C", "cs_C", "a1"), stock.OutcomeDoubleSale)
+}

@@ -159,9 +159,19 @@ type pauseDoubleSale struct {
 	once                      sync.Once
 }
 
+// InsertDoubleSale pauses the first double sale's record until resume, and
+// says when it is done.
 func (p *pauseDoubleSale) InsertDoubleSale(ctx context.Context, s stock.Sale, winner *stock.Sale) error {
-	p.once.Do(func() { close(p.started) })
-	<-p.resume
+	first := false
+	p.once.Do(func() { first = true; close(p.started) })
+	if !first {
+		return p.Journal.InsertDoubleSale(ctx, s, winner)
+	}
+	select {
+	case <-p.resume:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	defer close(p.recorded)
 	return p.Journal.InsertDoubleSale(ctx, s, winner)
 }
