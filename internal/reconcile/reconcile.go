@@ -213,8 +213,12 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 		case forSale(art):
 			return found(Missing, stock.CheckoutCompleted, take)
 		}
-		if stock.OwnTransaction(art.Published.Rev) && kept(sales) {
-			return found(DoubleSale, stock.CheckoutCompleted, "records the double sale: the piece is kept for buyers who wait after a failed hold")
+		if rev := art.Published.Rev; stock.OwnTransaction(rev) {
+			// As the webhook's pipeline decides, which Apply runs.
+			if stock.KeptForOthers(sales, id, s.ID, rev) {
+				return found(DoubleSale, stock.CheckoutCompleted, "records the double sale: the piece is kept for buyers who wait after a failed hold")
+			}
+			return found(Missing, stock.CheckoutCompleted, "records the sale: soldout kept the piece for buyers whose payments have all failed since, so it is this buyer's")
 		}
 		// The artwork's own outcome, from the event's detail: a cart's
 		// event-level outcome may be another artwork's.
@@ -283,13 +287,6 @@ func (r *Reconciler) sessionEvent(ctx context.Context, session, artwork string, 
 		return false, err
 	}
 	return slices.ContainsFunc(evs, func(e stock.EventRecord) bool { return e.SessionID == session && match(e) }), nil
-}
-
-// kept reports whether the artwork, held by nobody and made unavailable by
-// soldout, is kept for buyers who wait after a failed hold: its rows
-// include a double sale.
-func kept(sales []stock.Sale) bool {
-	return slices.ContainsFunc(sales, func(s stock.Sale) bool { return s.State == stock.SaleDoubleSale })
 }
 
 // forSale reports whether any version of the artwork (published, draft or

@@ -383,6 +383,29 @@ func TestAPieceKeptForWaitingBuyers(t *testing.T) {
 			t.Errorf("cs_e recorded %s", s.saleState("k", "cs_e"))
 		}
 	})
+	t.Run("a buyer after every waiter dropped out: the sale", func(t *testing.T) {
+		s := newShop(t)
+		unpaid := stripetest.PaymentUnpaid
+		s.artwork("k", true)
+		s.session("cs_h", unpaid, meta("k"))
+		s.deliver("evt_h1", stock.CheckoutCompleted, "cs_h", unpaid, "k")
+		s.session("cs_w", unpaid, meta("k"))
+		s.deliver("evt_w1", stock.CheckoutCompleted, "cs_w", unpaid, "k")
+		s.deliver("evt_h2", stock.CheckoutAsyncFailed, "cs_h", "", "k") // kept for cs_w
+		s.deliver("evt_w2", stock.CheckoutAsyncFailed, "cs_w", "", "k") // who drops out too
+		if s.available("k") != false {
+			t.Fatal("not kept")
+		}
+		s.session("cs_e", stripetest.PaymentPaid, meta("k"))
+		f, ok := fixOf(s.check(), "cs_e")
+		if !ok || f.Kind != reconcile.Missing || !f.Fixable() || !strings.Contains(f.Fix, "this buyer's") {
+			t.Fatalf("cs_e: %+v", f)
+		}
+		s.r.Apply(context.Background(), []reconcile.Finding{f})
+		if s.saleState("k", "cs_e") != stock.SaleSold {
+			t.Errorf("cs_e recorded %s, want sold, as the preview said", s.saleState("k", "cs_e"))
+		}
+	})
 }
 
 // TestACartAcknowledgedPerArtwork: a cart whose event-level outcome is

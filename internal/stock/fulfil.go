@@ -335,7 +335,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 	}
 	switch {
 	case pub.IsAvailable():
-	case OwnTransaction(pub.Rev) && (!namesSale(sales, pub.Rev) || len(waitersFor(sales, Sale{ArtworkID: id, SessionID: ev.Session.ID}, pub.Rev)) > 0):
+	case OwnTransaction(pub.Rev) && KeptForOthers(sales, id, ev.Session.ID, pub.Rev):
 		// soldout made it unavailable for a sale the journal does not hold
 		// as active: a buyer it keeps the piece for after a failed hold
 		// (or, under a revision from before transaction ids named their
@@ -595,6 +595,17 @@ func waitersFor(sales []Sale, sale Sale, rev string) []Sale {
 		return nil
 	}
 	return FellowWaiters(sales, Sale{ArtworkID: sale.ArtworkID, SessionID: sale.SessionID, WaitsFor: rev})
+}
+
+// KeptForOthers reports whether the piece soldout made unavailable under
+// rev, while the journal holds no active sale of it, is kept for buyers
+// other than session's who wait after a failed hold; or may be: under a
+// revision that names no sale of the journal's (an older version's keep),
+// who waits cannot be told. sales are the artwork's rows. When it reports
+// false, the waiters have all dropped out and the piece is the next
+// buyer's.
+func KeptForOthers(sales []Sale, artworkID, session, rev string) bool {
+	return !namesSale(sales, rev) || len(waitersFor(sales, Sale{ArtworkID: artworkID, SessionID: session}, rev)) > 0
 }
 
 // namesSale reports whether rev, a soldout write, names one of sales.
