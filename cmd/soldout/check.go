@@ -209,6 +209,8 @@ func checkSanity(ctx context.Context, cfg config, add func(check string, err err
 func checkJournal(ins journal.Inspection, from string, add func(check string, err error, ok string), warn func(check, detail string)) {
 	latest := journal.LatestSchemaVersion()
 	switch {
+	case ins.Missing && ins.NotWritable != nil:
+		add("journal", fmt.Errorf("no journal yet at %s, and %w: create the directory, or give soldout a writable one", ins.Path, ins.NotWritable), "")
 	case ins.Missing:
 		warn("journal", fmt.Sprintf("no journal yet at %s: soldout serve creates it at its first start; if serve has run already, %s names another file", ins.Path, from))
 	case ins.Version > latest:

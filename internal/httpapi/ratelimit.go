@@ -160,7 +160,7 @@ func (l *SharedLimiter) Allow() (ok bool, retryAfter time.Duration) {
 	if !ok {
 		l.refused++
 		if now.Sub(l.reported) >= sharedReportEvery {
-			l.log.Warn(fmt.Sprintf("storefront over SOLDOUT_STOREFRONT_RATE=%d requests a second, all clients together: %d answered 503 since the last such line; if these are buyers, raise it (Sanity allows about 500 API calls a second per project, the webhook's writes included), else something is loading the shop's pages in bulk", l.perSecond, l.refused),
+			l.log.Warn(fmt.Sprintf("storefront over SOLDOUT_STOREFRONT_RATE=%d requests a second, all clients together: %d answered 503 since the last such line; if these are buyers, raise it (Sanity allows about 500 API calls a second per client IP, the webhook's included; a checkout costs two), else something is loading the shop's pages in bulk", l.perSecond, l.refused),
 				"refused", l.refused)
 			l.refused, l.reported = 0, now
 		}

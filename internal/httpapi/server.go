@@ -64,8 +64,9 @@ const (
 	DefaultClientRate  = 30
 	DefaultClientBurst = 10
 	// DefaultStorefrontRate is the storefront requests a second of all
-	// clients together when Config.Shared is nil: a fifth of Sanity's 500
-	// API calls a second, leaving the rest to the webhook and the Studio.
+	// clients together when Config.Shared is nil: at a read each (two for a
+	// checkout), under half of Sanity's 500 API calls a second per client
+	// IP, leaving the rest to the webhook.
 	DefaultStorefrontRate = 100
 )
 

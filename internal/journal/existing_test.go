@@ -41,3 +41,26 @@ func TestOpenInAMissingDirectory(t *testing.T) {
 		t.Fatalf("Open in a missing directory: %v", err)
 	}
 }
+
+// The operator commands do not migrate an older journal: only serve does,
+// so that a new version's commands, run before the upgrade, leave the live
+// journal as the running server knows it.
+func TestOpenExistingLeavesAnOlderJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	open(t, path).Close()
+	raw, err := openSQLitePool("file:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = raw.Exec(`DROP TABLE settings; DELETE FROM schema_migrations WHERE version = 4`)
+	raw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenExisting(context.Background(), path); stock.ErrorCode(err) != stock.Misconfigured || !strings.Contains(err.Error(), "restart soldout serve") {
+		t.Fatalf("OpenExisting of an older journal: %v, want Misconfigured saying to upgrade serve first", err)
+	}
+	if ins, err := Inspect(context.Background(), path); err != nil || ins.Version != LatestSchemaVersion()-1 {
+		t.Errorf("after OpenExisting: version %d, %v; want it left at %d", ins.Version, err, LatestSchemaVersion()-1)
+	}
+}

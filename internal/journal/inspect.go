@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ func Inspect(ctx context.Context, url string) (Inspection, error) {
 		ins.Path = sqlitePath(dsn)
 		if _, err := os.Stat(ins.Path); errors.Is(err, fs.ErrNotExist) {
 			ins.Missing = true
+			ins.NotWritable = creatable(ins.Path)
 			return ins, nil
 		}
 		// No journal_mode or page_size: they would change a file that is
@@ -87,6 +89,19 @@ func Inspect(ctx context.Context, url string) (Inspection, error) {
 		return ins, fail(err, "inspect %s", kind)
 	}
 	return ins, nil
+}
+
+// creatable says why serve could not create the journal at path: its
+// directory is missing, or refuses a new file (tried with a file removed at
+// once).
+func creatable(path string) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".soldout-check-*")
+	if err != nil {
+		return fmt.Errorf("soldout serve could not create the journal in %s: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 func (ins *Inspection) read(ctx context.Context, db *sql.DB) error {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	neturl "net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -136,5 +137,21 @@ func TestInspectReadOnlySQLite(t *testing.T) {
 	}
 	if ins.NotWritable == nil || !strings.Contains(ins.NotWritable.Error(), path) {
 		t.Errorf("a read-only journal: NotWritable = %v, want an error naming the file", ins.NotWritable)
+	}
+}
+
+// A journal still to be created where serve could not create it is said so.
+func TestInspectAMissingJournalsDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "not-made", "j.db")
+	ins, err := Inspect(context.Background(), path)
+	if err != nil || !ins.Missing || ins.NotWritable == nil || !strings.Contains(ins.NotWritable.Error(), filepath.Dir(path)) {
+		t.Fatalf("Inspect: %+v, %v; want missing, and not creatable in %s", ins, err, filepath.Dir(path))
+	}
+	ok := filepath.Join(t.TempDir(), "j.db")
+	if ins, err := Inspect(context.Background(), ok); err != nil || !ins.Missing || ins.NotWritable != nil {
+		t.Fatalf("Inspect of a journal to be: %+v, %v", ins, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(ok)); len(entries) != 0 {
+		t.Errorf("Inspect left %d files behind", len(entries))
 	}
 }
