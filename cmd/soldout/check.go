@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"strings"
 	"time"
 
@@ -203,15 +205,27 @@ func checkSanity(ctx context.Context, cfg config, add func(check string, err err
 	add("sanity write", c.DryRunWrite(ctx), "the token may write (dry-run mutation, nothing changed)")
 }
 
+// currentUser names the user check runs as, for a line about permissions.
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return "user " + u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
+}
+
 // checkJournal adds the journal's line: a journal this build can run, that
 // takes writes. One that serve has yet to create or migrate is a warning:
 // the normal state before a first start or an upgrade.
 func checkJournal(ins journal.Inspection, from string, add func(check string, err error, ok string), warn func(check, detail string)) {
 	latest := journal.LatestSchemaVersion()
 	switch {
-	case ins.Missing && ins.NotWritable != nil:
-		add("journal", fmt.Errorf("no journal yet at %s, and %w: create the directory, or give soldout a writable one", ins.Path, ins.NotWritable), "")
 	case ins.Missing:
+		if err := journal.Creatable(ins.Path); err != nil {
+			// A warning: serve may run as another user, or its directory
+			// may be made when its service starts.
+			warn("journal", fmt.Sprintf("no journal yet at %s, and %v as %s: if serve runs as this user, create the directory or give it a writable one", ins.Path, err, currentUser()))
+			return
+		}
 		warn("journal", fmt.Sprintf("no journal yet at %s: soldout serve creates it at its first start; if serve has run already, %s names another file", ins.Path, from))
 	case ins.Version > latest:
 		add("journal", fmt.Errorf("schema version %d is newer than this soldout's %d: a newer soldout migrated it; run that version", ins.Version, latest), "")

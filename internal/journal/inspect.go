@@ -32,7 +32,8 @@ type Inspection struct {
 	// OtherTables are tables found where there is no journal (at most
 	// five): another application's database.
 	OtherTables []string
-	// NotWritable says why a write would fail; nil when it would not.
+	// NotWritable says why a write would fail; nil when it would not (or,
+	// for a missing journal, was not asked: see Creatable).
 	NotWritable error
 	// Settings holds what serve recorded (see Setting); empty before the
 	// schema had settings.
@@ -57,7 +58,6 @@ func Inspect(ctx context.Context, url string) (Inspection, error) {
 		ins.Path = sqlitePath(dsn)
 		if _, err := os.Stat(ins.Path); errors.Is(err, fs.ErrNotExist) {
 			ins.Missing = true
-			ins.NotWritable = creatable(ins.Path)
 			return ins, nil
 		}
 		// No journal_mode or page_size: they would change a file that is
@@ -91,10 +91,11 @@ func Inspect(ctx context.Context, url string) (Inspection, error) {
 	return ins, nil
 }
 
-// creatable says why serve could not create the journal at path: its
-// directory is missing, or refuses a new file (tried with a file removed at
-// once).
-func creatable(path string) error {
+// Creatable says why this process could not create an SQLite journal at
+// path: its directory is missing, or refuses a new file (tried with a file
+// removed at once). For soldout check, which may run as another user than
+// serve.
+func Creatable(path string) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".soldout-check-*")
 	if err != nil {

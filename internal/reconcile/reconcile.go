@@ -210,7 +210,10 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 			return f, false, err
 		case art.Published == nil:
 			return found(UnknownArtwork, "", "check SANITY_PROJECT_ID and SANITY_DATASET, or restore the artwork; then apply again")
-		case forSale(art):
+		case art.Published.IsAvailable():
+			// The published document, as the pipeline's claim decides: a
+			// draft still offering a piece unavailable is closed by it, not
+			// sold.
 			return found(Missing, stock.CheckoutCompleted, take)
 		}
 		if rev := art.Published.Rev; stock.OwnTransaction(rev) {

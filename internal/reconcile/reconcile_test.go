@@ -408,6 +408,52 @@ func TestAPieceKeptForWaitingBuyers(t *testing.T) {
 	})
 }
 
+// TestADraftOnSaleDoesNotMakeASale: with the published document unavailable,
+// a draft that still offers the piece makes no sale: what reconcile reports
+// is what --apply, through the pipeline, then does.
+func TestADraftOnSaleDoesNotMakeASale(t *testing.T) {
+	fixOf := func(rep reconcile.Report, session string) reconcile.Finding {
+		t.Helper()
+		for _, f := range rep.Findings {
+			if f.Session.ID == session {
+				return f
+			}
+		}
+		t.Fatalf("no finding for %s", session)
+		return reconcile.Finding{}
+	}
+	t.Run("kept for a waiting buyer", func(t *testing.T) {
+		s := keptShop(t)
+		s.artwork("drafts.k", true)
+		s.session("cs_e", stripetest.PaymentPaid, meta("k"))
+		f := fixOf(s.check(), "cs_e")
+		if f.Kind != reconcile.DoubleSale {
+			t.Fatalf("cs_e: %s (%s), want double_sale", f.Kind, f.Fix)
+		}
+		s.r.Apply(context.Background(), []reconcile.Finding{f})
+		if s.saleState("k", "cs_e") != stock.SaleDoubleSale {
+			t.Errorf("cs_e recorded %s, not what reconcile said", s.saleState("k", "cs_e"))
+		}
+	})
+	t.Run("withdrawn by someone else", func(t *testing.T) {
+		s := newShop(t)
+		s.artwork("w", false)
+		s.artwork("drafts.w", true)
+		s.session("cs_w", stripetest.PaymentPaid, meta("w"))
+		f := fixOf(s.check(), "cs_w")
+		if f.Kind != reconcile.Unrecorded {
+			t.Fatalf("cs_w: %s (%s), want unrecorded", f.Kind, f.Fix)
+		}
+		s.r.Apply(context.Background(), []reconcile.Finding{f})
+		if st := s.saleState("w", "cs_w"); st != "" {
+			t.Errorf("cs_w recorded as %s, not what reconcile said", st)
+		}
+		if s.available("drafts.w") != false {
+			t.Error("the draft still offers the piece")
+		}
+	})
+}
+
 // TestACartAcknowledgedPerArtwork: a cart whose event-level outcome is
 // another artwork's (double_sale ranks above already_unavailable) is still
 // seen as having recorded its unavailable artwork.
