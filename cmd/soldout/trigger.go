@@ -156,9 +156,10 @@ func triggerMode(ctx context.Context, flagValue string, cfg config) (stock.Strip
 	// packets) must not hold up a command that is about the webhook.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if db, err := journal.OpenExisting(ctx, cfg.DatabaseURL); err == nil {
-		defer db.Close()
-		if m, err := recordedStripeMode(ctx, db); err == nil && m != stock.ModeAny {
+	// Inspected, not opened: a journal of another schema version still
+	// says its mode, and nothing is migrated.
+	if ins, err := journal.Inspect(ctx, cfg.DatabaseURL); err == nil {
+		if m := stock.StripeMode(ins.Settings[stripeModeSetting]); m != stock.ModeAny {
 			return m, nil
 		}
 	}
