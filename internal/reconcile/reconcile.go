@@ -201,6 +201,10 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 	}
 	take := "records the sale and marks the artwork unavailable"
 	switch own := f.Sale; {
+	case own == nil && f.Holder != nil && !paid:
+		return found(DoubleSale, stock.CheckoutCompleted, "records the double sale; this buyer's delayed payment is pending: nothing to refund yet")
+	case own == nil && f.Holder != nil && f.Holder.State == stock.SaleHeld:
+		return found(DoubleSale, stock.CheckoutCompleted, "records the double sale; the holder's delayed payment is pending: refund nobody yet; if it succeeds, refund this buyer; if it fails, soldout keeps the piece for this buyer")
 	case own == nil && f.Holder != nil:
 		return found(DoubleSale, stock.CheckoutCompleted, "records the double sale; then refund one buyer in the Stripe Dashboard")
 	case own == nil:
@@ -232,6 +236,8 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 			return f, false, err
 		}
 		return found(Unrecorded, stock.CheckoutCompleted, "records it as already unavailable; check whether the piece was sold elsewhere")
+	case own.State == stock.SaleDoubleSale && failed && f.Holder == nil && len(stock.FellowWaiters(sales, *own)) == 0:
+		return found(PaymentFailed, stock.CheckoutAsyncFailed, "records the failed payment: nothing is owed to this buyer, no refund; soldout kept the piece for them and nobody else waits: make it available in the Studio if it is for sale")
 	case own.State == stock.SaleDoubleSale && failed:
 		return found(PaymentFailed, stock.CheckoutAsyncFailed, "records the failed payment: nothing is owed to this buyer, no refund")
 	case own.State == stock.SaleDoubleSale && f.Holder == nil:
@@ -256,14 +262,19 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 		return found(DoubleSale, "", "refund one of the two buyers in the Stripe Dashboard")
 	case own.State == stock.SaleReleased:
 		return f, false, nil
+	case own.State == stock.SaleHeld && own.AppliedRev == "" && own.LeaseUntil.After(r.now()):
+		return f, false, nil // a soldout process is writing it right now
 	case own.State == stock.SaleHeld && paid:
-		return found(HeldPaid, stock.CheckoutCompleted, "records the sale as paid")
+		return found(HeldPaid, stock.CheckoutCompleted, "records the sale as paid, and marks the artwork unavailable wherever Sanity still offers it")
 	case own.State == stock.SaleHeld:
 		received, err := r.sessionEvent(ctx, s.ID, id, func(e stock.EventRecord) bool {
 			return e.Type == stock.CheckoutAsyncFailed && !e.Outcome.Final()
 		})
 		if err != nil {
 			return f, false, err
+		}
+		if (failed || received) && len(stock.FellowWaiters(sales, stock.Sale{ArtworkID: id, WaitsFor: own.SessionID})) > 0 {
+			return found(HeldPaymentFailed, stock.CheckoutAsyncFailed, "records the failed payment; the piece stays unavailable, kept for the buyers who checked it out meanwhile (`soldout sales list --artwork "+id+"`)")
 		}
 		if failed || received {
 			return found(HeldPaymentFailed, stock.CheckoutAsyncFailed, "releases the artwork, if nobody changed it since")

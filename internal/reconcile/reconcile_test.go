@@ -570,3 +570,81 @@ func TestAFailedPaymentEndsAForgottenReservation(t *testing.T) {
 		t.Errorf("after --apply: findings %q, isAvailable %v", got, s.available("r"))
 	}
 }
+
+// TestTheFixSaysWhatApplyDoes: the FIX column of the cases where the
+// pipeline that --apply runs does more, or less, than the plain words would
+// say.
+func TestTheFixSaysWhatApplyDoes(t *testing.T) {
+	failPayment := func(s *shop, id string) {
+		sess, _ := s.stripe.Session(id)
+		sess.PaymentIntentStatus = stripetest.IntentRequiresPaymentMethod
+		s.stripe.Put(sess)
+	}
+	finding := func(t *testing.T, s *shop, session string) reconcile.Finding {
+		t.Helper()
+		for _, f := range s.check().Findings {
+			if f.Session.ID == session {
+				return f
+			}
+		}
+		t.Fatalf("no finding for %s", session)
+		return reconcile.Finding{}
+	}
+	paid, unpaid := stripetest.PaymentPaid, stripetest.PaymentUnpaid
+	t.Run("a failed hold another buyer waits for stays unavailable", func(t *testing.T) {
+		s := newShop(t)
+		s.artwork("k", true)
+		s.session("cs_h", unpaid, meta("k"))
+		s.deliver("e1", stock.CheckoutCompleted, "cs_h", unpaid, "k")
+		s.session("cs_d", paid, meta("k"))
+		s.deliver("e2", stock.CheckoutCompleted, "cs_d", paid, "k")
+		failPayment(s, "cs_h")
+		f := finding(t, s, "cs_h")
+		if !strings.Contains(f.Fix, "stays unavailable") {
+			t.Errorf("fix %q", f.Fix)
+		}
+		s.r.Apply(context.Background(), []reconcile.Finding{f})
+		if s.available("k") != false {
+			t.Error("released though a buyer waits: the fix was right, the pipeline wrong")
+		}
+	})
+	t.Run("the last waiter's failure leaves the piece to a person", func(t *testing.T) {
+		s := newShop(t)
+		s.artwork("k", true)
+		s.session("cs_h", unpaid, meta("k"))
+		s.deliver("e1", stock.CheckoutCompleted, "cs_h", unpaid, "k")
+		s.session("cs_w", unpaid, meta("k"))
+		s.deliver("e2", stock.CheckoutCompleted, "cs_w", unpaid, "k")
+		s.deliver("e3", stock.CheckoutAsyncFailed, "cs_h", "", "k")
+		failPayment(s, "cs_w")
+		if f := finding(t, s, "cs_w"); !strings.Contains(f.Fix, "make it available in the Studio") {
+			t.Errorf("fix %q", f.Fix)
+		}
+	})
+	t.Run("a second buyer of a piece whose holder's payment is pending", func(t *testing.T) {
+		s := newShop(t)
+		s.artwork("k", true)
+		s.session("cs_a", unpaid, meta("k"))
+		s.deliver("e1", stock.CheckoutCompleted, "cs_a", unpaid, "k")
+		s.session("cs_b", paid, meta("k"))
+		if f := finding(t, s, "cs_b"); !strings.Contains(f.Fix, "refund nobody yet") {
+			t.Errorf("fix %q", f.Fix)
+		}
+		s.session("cs_c", unpaid, meta("k"))
+		if f := finding(t, s, "cs_c"); !strings.Contains(f.Fix, "nothing to refund yet") {
+			t.Errorf("a pending buyer's fix %q", f.Fix)
+		}
+	})
+	t.Run("a hold a process is writing right now is left to it", func(t *testing.T) {
+		s := newShop(t)
+		s.artwork("k", true)
+		s.session("cs_h", paid, meta("k"))
+		if err := s.journal.InsertSale(context.Background(), stock.Sale{ArtworkID: "k", SessionID: "cs_h", State: stock.SaleHeld,
+			LeaseOwner: "other", LeaseUntil: s.now.Add(time.Hour), CreatedAt: s.now, UpdatedAt: s.now, Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range s.check().Findings {
+			t.Errorf("reported while another process holds the lease: %s (%s)", f.Kind, f.Fix)
+		}
+	})
+}
