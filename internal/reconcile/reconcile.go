@@ -200,6 +200,9 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 		return found(PaymentFailed, stock.CheckoutAsyncFailed, "records the failed payment, which ends the checkout reservation that still holds the piece")
 	}
 	take := "records the sale and marks the artwork unavailable"
+	if !paid {
+		take = "records the hold (the delayed payment is pending) and marks the artwork unavailable"
+	}
 	switch own := f.Sale; {
 	case own == nil && f.Holder != nil && !paid:
 		return found(DoubleSale, stock.CheckoutCompleted, "records the double sale; this buyer's delayed payment is pending: nothing to refund yet")
@@ -258,6 +261,8 @@ func (r *Reconciler) compare(ctx context.Context, s stripeapi.Session, id string
 		}
 	case own.State == stock.SaleDoubleSale && f.Holder.State == stock.SaleHeld:
 		return found(DoubleSale, "", "the holder's delayed payment is pending: refund nobody yet; if it succeeds, refund this buyer; if it fails, soldout keeps the piece for this buyer")
+	case own.State == stock.SaleDoubleSale && !paid:
+		return found(DoubleSale, "", "this buyer's delayed payment is pending: nothing to refund yet; if it succeeds, refund one of the two buyers")
 	case own.State == stock.SaleDoubleSale:
 		return found(DoubleSale, "", "refund one of the two buyers in the Stripe Dashboard")
 	case own.State == stock.SaleReleased:

@@ -635,6 +635,30 @@ func TestTheFixSaysWhatApplyDoes(t *testing.T) {
 			t.Errorf("a pending buyer's fix %q", f.Fix)
 		}
 	})
+	t.Run("a pending buyer nobody has recorded is held", func(t *testing.T) {
+		s := newShop(t)
+		s.artwork("k", true)
+		s.session("cs_p", unpaid, meta("k"))
+		f := finding(t, s, "cs_p")
+		if !strings.Contains(f.Fix, "records the hold") {
+			t.Errorf("fix %q", f.Fix)
+		}
+		s.r.Apply(context.Background(), []reconcile.Finding{f})
+		if st := s.saleState("k", "cs_p"); st != stock.SaleHeld {
+			t.Errorf("recorded %s, want held", st)
+		}
+	})
+	t.Run("a recorded double sale whose buyer has not paid yet", func(t *testing.T) {
+		s := newShop(t)
+		s.artwork("k", true)
+		s.session("cs_a", paid, meta("k"))
+		s.deliver("e1", stock.CheckoutCompleted, "cs_a", paid, "k")
+		s.session("cs_b", unpaid, meta("k"))
+		s.deliver("e2", stock.CheckoutCompleted, "cs_b", unpaid, "k")
+		if f := finding(t, s, "cs_b"); !strings.Contains(f.Fix, "nothing to refund yet") {
+			t.Errorf("fix %q", f.Fix)
+		}
+	})
 	t.Run("a hold a process is writing right now is left to it", func(t *testing.T) {
 		s := newShop(t)
 		s.artwork("k", true)
