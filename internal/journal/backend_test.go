@@ -30,6 +30,21 @@ func postgresURL(tb testing.TB) string { return pgtest.URL(tb, postgresTests) }
 
 const postgresTests = "the journal's PostgreSQL tests"
 
+// rawExec runs stmt on the SQLite file at path, beside the journal's own
+// connections: to make a file another application's, or a journal of
+// another schema version.
+func rawExec(tb testing.TB, path, stmt string, args ...any) {
+	tb.Helper()
+	raw, err := openSQLitePool("file:" + path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(stmt, args...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // open opens url and closes it when tb ends.
 func open(tb testing.TB, url string) *DB {
 	tb.Helper()

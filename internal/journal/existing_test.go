@@ -48,15 +48,7 @@ func TestOpenInAMissingDirectory(t *testing.T) {
 func TestOpenExistingLeavesAnOlderJournal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.db")
 	open(t, path).Close()
-	raw, err := openSQLitePool("file:" + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = raw.Exec(`DROP TABLE settings; DELETE FROM schema_migrations WHERE version = 4`)
-	raw.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rawExec(t, path, `DROP TABLE settings; DELETE FROM schema_migrations WHERE version = 4`)
 	if _, err := OpenExisting(context.Background(), path); stock.ErrorCode(err) != stock.Misconfigured || !strings.Contains(err.Error(), "restart soldout serve") {
 		t.Fatalf("OpenExisting of an older journal: %v, want Misconfigured saying to upgrade serve first", err)
 	}

@@ -55,15 +55,7 @@ func TestInspect(t *testing.T) {
 // the operator commands refuse it rather than add a journal to it.
 func TestInspectAnotherApplicationsFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shop.db")
-	raw, err := openSQLitePool("file:" + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = raw.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY)`)
-	raw.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rawExec(t, path, `CREATE TABLE customers (id INTEGER PRIMARY KEY)`)
 	ins, err := Inspect(context.Background(), path)
 	if err != nil || ins.Version != 0 || !slices.Equal(ins.OtherTables, []string{"customers"}) {
 		t.Fatalf("Inspect: %+v, %v; want no journal and the table customers", ins, err)

@@ -174,16 +174,8 @@ func TestMigrationsAllOrNothing(t *testing.T) {
 func TestOpenRefusesANewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.db")
 	open(t, path).Close()
-	raw, err := openSQLitePool("file:" + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = raw.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, '9999_future.sql', 0)`, len(migrations)+1)
-	raw.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Open(context.Background(), path)
+	rawExec(t, path, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, '9999_future.sql', 0)`, len(migrations)+1)
+	_, err := Open(context.Background(), path)
 	if stock.ErrorCode(err) != stock.Misconfigured || !strings.Contains(err.Error(), "newer than this soldout's") {
 		t.Fatalf("Open of a journal at version %d: %v, want Misconfigured naming the newer schema", len(migrations)+1, err)
 	}
@@ -245,15 +237,7 @@ func TestOpenExplainsSQLiteRefusals(t *testing.T) {
 // beside its tables.
 func TestOpenRefusesAnotherApplicationsFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shop.db")
-	raw, err := openSQLitePool("file:" + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = raw.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY)`)
-	raw.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rawExec(t, path, `CREATE TABLE customers (id INTEGER PRIMARY KEY)`)
 	if _, err := Open(context.Background(), path); stock.ErrorCode(err) != stock.Misconfigured || !strings.Contains(err.Error(), "customers") {
 		t.Fatalf("Open of another application's file: %v, want Misconfigured naming its tables", err)
 	}

@@ -318,14 +318,7 @@ func TestAKeepForABuyerWhoDroppedOutDoesNotMakeADoubleSale(t *testing.T) {
 	e := newEnv(t)
 	e.artwork("a1")
 	p1 := e.fulfiller("p1")
-	failed := event("evt_2", stock.CheckoutAsyncFailed, "cs_A", "", "a1")
-	e.mustHandle(p1, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
-	// The release's record lost: the hold stays in the journal while the
-	// piece is on sale, and cs_B (pending) waits for it.
-	if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), failed); err == nil {
-		t.Fatal("the crash did not surface")
-	}
-	e.mustHandle(p1, event("evt_B", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+	failed := waitingAfterALostRelease(t, e, p1)
 	c := &afterFirstRead{Catalog: e.catalog(token), after: func() {
 		e.mustHandle(p1, failed, stock.OutcomeReleaseSkipped) // kept, under cs_B's name
 		e.mustHandle(p1, event("evt_B2", stock.CheckoutAsyncFailed, "cs_B", "", "a1"), stock.OutcomeReleased)
@@ -418,6 +411,21 @@ func TestStartAfterAReservationLapsed(t *testing.T) {
 	}
 }
 
+// waitingAfterALostRelease sets the stage for the keeps: cs_A's hold fails,
+// but the release's record is lost, so the hold stays in the journal while
+// the piece is on sale, and cs_B (pending) checks it out and waits for it.
+// It returns cs_A's failure, whose redelivery keeps the piece for cs_B.
+func waitingAfterALostRelease(t *testing.T, e *env, p1 *stock.Fulfiller) stock.Event {
+	t.Helper()
+	failed := event("evt_2", stock.CheckoutAsyncFailed, "cs_A", "", "a1")
+	e.mustHandle(p1, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
+	if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), failed); err == nil {
+		t.Fatal("the crash did not surface")
+	}
+	e.mustHandle(p1, event("evt_B", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+	return failed
+}
+
 // TestAPieceKeptForBuyersWhoDroppedOutIsTheNextBuyers: once every buyer the
 // piece was kept for after a failed hold has dropped out, a new buyer's
 // claim takes it, as the keep-between-read-and-write path above decides,
@@ -426,12 +434,7 @@ func TestAPieceKeptForBuyersWhoDroppedOutIsTheNextBuyers(t *testing.T) {
 	e := newEnv(t)
 	e.artwork("a1")
 	p1 := e.fulfiller("p1")
-	failed := event("evt_2", stock.CheckoutAsyncFailed, "cs_A", "", "a1")
-	e.mustHandle(p1, event("evt_1", stock.CheckoutCompleted, "cs_A", stock.PaymentUnpaid, "a1"), stock.OutcomeHeld)
-	if _, err := e.handle(e.fulfillerWith("p1", e.catalog(token), crashJournal{e.journal, "FinishEvent"}), failed); err == nil {
-		t.Fatal("the crash did not surface")
-	}
-	e.mustHandle(p1, event("evt_B", stock.CheckoutCompleted, "cs_B", stock.PaymentUnpaid, "a1"), stock.OutcomeDoubleSale)
+	failed := waitingAfterALostRelease(t, e, p1)
 	e.mustHandle(p1, failed, stock.OutcomeReleaseSkipped) // kept, under cs_B's name
 	e.mustHandle(p1, event("evt_B2", stock.CheckoutAsyncFailed, "cs_B", "", "a1"), stock.OutcomeReleased)
 	if e.available("a1") != "false" {
