@@ -20,18 +20,7 @@ import (
 func TestCommitterIsolatesFailures(t *testing.T) {
 	d := open(t, sqliteURL(t))
 	bg := context.Background()
-	if err := d.write(bg, func(ctx context.Context) error {
-		_, err := d.w.conn.ExecContext(ctx, `CREATE TABLE t (k TEXT PRIMARY KEY)`)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	insert := func(k string) func(context.Context) error {
-		return func(ctx context.Context) error {
-			_, err := d.w.conn.ExecContext(ctx, `INSERT INTO t (k) VALUES ($1)`, k)
-			return err
-		}
-	}
+	insert, keys := scratch(t, d)
 	runs := map[string]int{}
 	counted := func(name string, fn func(context.Context) error) *writeOp {
 		return &writeOp{ctx: bg, done: make(chan error, 1), fn: func(ctx context.Context) error {
@@ -41,22 +30,6 @@ func TestCommitterIsolatesFailures(t *testing.T) {
 	}
 	verdict := stock.Errorf(stock.Conflict, "taken")
 	boom := errors.New("boom")
-	keys := func() []string {
-		rows, err := d.read.QueryContext(bg, `SELECT k FROM t ORDER BY k`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var ks []string
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				t.Fatal(err)
-			}
-			ks = append(ks, k)
-		}
-		return ks
-	}
 
 	t.Run("verdicts stay in the batch", func(t *testing.T) {
 		clear(runs)
