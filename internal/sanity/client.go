@@ -107,6 +107,7 @@ type Client struct {
 	log       *slog.Logger
 	observe   func(endpoint, result string, d time.Duration)
 	pacer     *pacer
+	jitter    func(ceiling time.Duration) time.Duration // rand.N; tests fix it
 }
 
 var (
@@ -155,6 +156,7 @@ func New(cfg Config) (*Client, error) {
 		log:       cfg.Logger,
 		observe:   cfg.Observe,
 		pacer:     newPacer(rate),
+		jitter:    rand.N[time.Duration],
 	}
 	if cfg.Token != "" {
 		c.auth = []string{"Bearer " + cfg.Token}
@@ -277,7 +279,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, target string, body [
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return attempt, err
 		}
-		delay := backoff(attempt, err)
+		delay := c.backoff(attempt, err)
 		if attempt >= maxAttempts {
 			return attempt, err
 		}
@@ -408,12 +410,12 @@ func retryable(err error) bool {
 
 // backoff is full jitter over an exponential ceiling, but never shorter than
 // what the server asked for.
-func backoff(attempt int, err error) time.Duration {
+func (c *Client) backoff(attempt int, err error) time.Duration {
 	ceiling := min(maxBackoff, baseBackoff<<(attempt-1))
-	d := rand.N(ceiling) + time.Millisecond
+	d := c.jitter(ceiling) + time.Millisecond
 	var ae *APIError
 	if errors.As(err, &ae) && ae.RetryAfter > d {
-		d = ae.RetryAfter + rand.N(baseBackoff)
+		d = ae.RetryAfter + c.jitter(baseBackoff)
 	}
 	return d
 }

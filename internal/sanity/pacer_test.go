@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,5 +299,53 @@ func TestPacerWaitsOutEveryLowRateSlot(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < minSleep/2-50*time.Microsecond {
 		t.Errorf("a slot %v ahead was taken after %v", minSleep/2, waited)
+	}
+}
+
+// TestNoRetryWithoutTimeForIt fixes the backoff's jitter at zero (a 1 ms
+// sleep), so that whether a retry is started depends only on the time left:
+// it needs the sleep, the attempt's own time but at least minAttemptBudget,
+// and the answer's margin. A read is used because reads are not paced (the
+// pacer refuses a mutation with less than minAttemptBudget left by itself).
+func TestNoRetryWithoutTimeForIt(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		retries func(n int) bool
+		want    string
+	}{
+		// A 1 ms sleep and a fast attempt would fit in 15 ms; the budget
+		// says an attempt may need 20.
+		{"less than the attempt budget left", 15 * time.Millisecond, func(n int) bool { return n == 0 }, "no retry"},
+		{"room for retries", 200 * time.Millisecond, func(n int) bool { return n >= 1 }, "at least one retry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lake := memlake.New("production", "")
+			lake.Put(map[string]any{"_id": "X", "_type": "artwork"})
+			f := sanitytest.Faulty(lake, sanitytest.Options{Rate: 1, Fault: sanitytest.Error503, Match: func(*http.Request) bool { return true }})
+			srv := httptest.NewServer(f)
+			defer srv.Close()
+			var retries atomic.Int32
+			c, err := New(Config{ProjectID: "p", Dataset: "production", Host: srv.URL,
+				Observe: func(_, result string, _ time.Duration) {
+					if result == "retry" {
+						retries.Add(1)
+					}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.jitter = func(time.Duration) time.Duration { return 0 }
+
+			ctx, cancel := context.WithTimeout(t.Context(), tt.timeout)
+			defer cancel()
+			if _, err := c.Documents(ctx, "X"); stock.ErrorCode(err) != stock.Unavailable {
+				t.Errorf("err = %v, want Unavailable", err)
+			}
+			if n := int(retries.Load()); !tt.retries(n) || f.Seen() != n+1 {
+				t.Errorf("%d retries scheduled and %d requests in %v, want %s and one request more than retries", n, f.Seen(), tt.timeout, tt.want)
+			}
+		})
 	}
 }
