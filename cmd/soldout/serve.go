@@ -210,6 +210,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 	if m != nil {
 		m.WatchHeld(a.journal)
 		a.fulfiller.Journal = m.Journal(a.fulfiller.Journal)
+		if a.fulfiller.Reservations != nil {
+			a.fulfiller.Reservations = m.Reservations(a.fulfiller.Reservations)
+		}
 		hc.Observer = m
 		metricsSrv = serveMetrics(metricsLn, m, log)
 		defer metricsSrv.Close() // cutting a scrape short loses nothing

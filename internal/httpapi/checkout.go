@@ -24,7 +24,7 @@ type Storefront struct {
 // limit, then the limit of all clients together (a client over its own
 // limit spends none of theirs).
 func storefrontRoute(cfg Config, h http.Handler) http.Handler {
-	return allowOrigins(cfg.AllowedOrigins, cfg.Limiter.Limit(cfg.Shared.Limit(h)))
+	return allowOrigins(cfg, cfg.Limiter.Limit(cfg.Shared.Limit(h)))
 }
 
 // maxCheckoutBody: the request names one artwork.
@@ -49,7 +49,7 @@ type (
 
 // handleCheckout reserves the artwork and opens its Checkout Session: 200
 // with the session's URL for a JSON request, 303 to it for a form post.
-func handleCheckout(log *slog.Logger, store *Storefront, budget time.Duration) http.Handler {
+func handleCheckout(log *slog.Logger, refused *refusals, store *Storefront, budget time.Duration) http.Handler {
 	checkout := store.Checkout
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -82,12 +82,9 @@ func handleCheckout(log *slog.Logger, store *Storefront, budget time.Duration) h
 			}
 		}
 		status := writeStorefrontError(w, err)
-		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
-		}
-		log.Log(r.Context(), level, "checkout refused", "artwork_id", truncateID(id), "status", status,
-			"code", stock.ErrorCode(err), "err", err, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		code := stock.ErrorCode(err)
+		refused.Log(r.Context(), refusalLevel(err), "checkout:"+string(code), "checkout refused", "artwork_id", truncated(id), "status", status,
+			"code", code, "err", err, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }
 
@@ -126,16 +123,15 @@ type availabilityAnswer struct {
 // handleAvailability tells the storefront whether to offer its Buy button:
 // available (a Buy would open a checkout), reserved until a time, or
 // neither (sold).
-func handleAvailability(log *slog.Logger, checkout *stock.Checkout, budget time.Duration) http.Handler {
+func handleAvailability(refused *refusals, checkout *stock.Checkout, budget time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), budget)
 		defer cancel()
 		id := r.PathValue("artworkId")
 		a, err := checkout.Availability(ctx, id)
 		if err != nil {
-			if status := writeStorefrontError(w, err); status >= 500 {
-				log.Error("availability not answered", "artwork_id", truncateID(id), "status", status, "code", stock.ErrorCode(err), "err", err)
-			}
+			status, code := writeStorefrontError(w, err), stock.ErrorCode(err)
+			refused.Log(ctx, refusalLevel(err), "availability:"+string(code), "availability not answered", "artwork_id", truncated(id), "status", status, "code", code, "err", err)
 			return
 		}
 		ans := availabilityAnswer{Available: a.Available}
@@ -149,10 +145,10 @@ func handleAvailability(log *slog.Logger, checkout *stock.Checkout, budget time.
 	})
 }
 
-// truncateID keeps log lines short whatever a client sent.
-func truncateID(id string) string {
-	if len(id) > stock.MaxArtworkIDLength {
-		return id[:stock.MaxArtworkIDLength] + "…"
+// truncated keeps log lines short whatever a client sent (an id, an origin).
+func truncated(s string) string {
+	if len(s) > stock.MaxArtworkIDLength {
+		return s[:stock.MaxArtworkIDLength] + "…"
 	}
-	return id
+	return s
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime/multipart"
 	"net/http"
@@ -52,11 +51,12 @@ type shop struct {
 	shared  *httpapi.SharedLimiter // the replicas' cap of all clients; nil: the default
 	// sanityRequests counts the requests that reached the dataset.
 	sanityRequests atomic.Int64
+	logs           *logLines // every replica's log lines
 }
 
 func newShop(t *testing.T) *shop {
 	t.Helper()
-	s := &shop{t: t, lake: memlake.New("production", "sk-test"), stripe: stripetest.New(), now: time.Now().Truncate(time.Second)}
+	s := &shop{t: t, lake: memlake.New("production", "sk-test"), stripe: stripetest.New(), now: time.Now().Truncate(time.Second), logs: &logLines{}}
 	t.Cleanup(s.stripe.Close)
 	s.stripe.SetClock(s.clock)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -128,7 +128,7 @@ func (s *shop) replica(journalURL string, limiter *httpapi.ClientLimiter) *repli
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewJSONHandler(s.logs, nil))
 	if limiter == nil {
 		limiter = httpapi.NewClientLimiter(60000, 1000)
 	}

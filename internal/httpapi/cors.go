@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -16,9 +17,9 @@ import (
 // without an Origin (curl, servers) pass. A page served from soldout's own
 // host (the shop proxying /api to it) is listed like any other: taking the
 // Host header's word for "own origin" would let a DNS-rebinding page pass.
-func allowOrigins(origins []string, h http.Handler) http.Handler {
-	allowed := make(map[string]bool, len(origins))
-	for _, o := range origins {
+func allowOrigins(cfg Config, h http.Handler) http.Handler {
+	allowed := make(map[string]bool, len(cfg.AllowedOrigins))
+	for _, o := range cfg.AllowedOrigins {
 		allowed[strings.ToLower(o)] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,6 +41,10 @@ func allowOrigins(origins []string, h http.Handler) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost && origin != "" && !ok {
+			// A typo in the setting looks like this too: every Buy and every
+			// success page failing. Another site's page posting does as well.
+			cfg.refusals.Log(r.Context(), slog.LevelWarn, "origin", "browser POST refused: its origin is not in SOLDOUT_ALLOWED_ORIGINS; if it is the shop's own page, add it there exactly (scheme, host, port) and restart",
+				"origin", truncated(origin), "path", r.URL.Path, "remote", r.RemoteAddr)
 			writeError(w, stock.Errorf(stock.Invalid, "origin %.100q may not call soldout from a browser: list it in SOLDOUT_ALLOWED_ORIGINS", origin))
 			return
 		}

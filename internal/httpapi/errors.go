@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 
 	"soldout/internal/stock"
@@ -28,6 +29,21 @@ func statusFor(code stock.Code) int {
 		return http.StatusBadGateway
 	default: // Misconfigured, Internal
 		return http.StatusInternalServerError
+	}
+}
+
+// refusalLevel is the level of the line about a request soldout refused or
+// could not serve: INFO when the request was at fault (a sold piece, a bad
+// id), WARN when a dependency is down or slow (the client's retry, or the
+// webhook, settles it), ERROR when a person must act (a setting, a bug).
+func refusalLevel(err error) slog.Level {
+	switch code := stock.ErrorCode(err); {
+	case code == stock.Misconfigured || code == stock.Internal:
+		return slog.LevelError
+	case statusFor(code) >= 500:
+		return slog.LevelWarn
+	default:
+		return slog.LevelInfo
 	}
 }
 

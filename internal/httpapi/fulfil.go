@@ -68,7 +68,7 @@ func handleFulfil(cfg Config) http.Handler {
 		// outcome: the origin check (CORS, as for the storefront routes),
 		// the per-client limit, then the limit of all clients together.
 		outcome, status := string(stock.Invalid), statusFor(stock.Invalid)
-		allowOrigins(cfg.AllowedOrigins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		allowOrigins(cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			outcome, status = OutcomeRateLimited, statusFor(stock.RateLimited)
 			cfg.Limiter.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				outcome, status = string(stock.Unavailable), statusFor(stock.Unavailable)
@@ -107,7 +107,8 @@ func fulfil(cfg Config, w http.ResponseWriter, r *http.Request) (string, int) {
 			return string(code), writePublicError(w, stock.Errorf(stock.NotFound, "no Checkout Session %s", id))
 		}
 		status := writePublicError(w, err)
-		log.Error("fulfil: could not retrieve the Checkout Session from Stripe; nothing changed, the webhook still applies the sale", "code", code, "status", status, "err", err)
+		cfg.refusals.Log(ctx, refusalLevel(err), "fulfil:"+string(code), "fulfil: could not retrieve the Checkout Session from Stripe; nothing changed, the webhook still applies the sale",
+			"remote", r.RemoteAddr, "session_id", id, "code", code, "status", status, "err", err)
 		return string(code), status
 	}
 	if sess.Status != sessionComplete {
@@ -121,15 +122,16 @@ func fulfil(cfg Config, w http.ResponseWriter, r *http.Request) (string, int) {
 	t := time.Now()
 	res, err := cfg.Fulfiller.Handle(ctx, ev)
 	cfg.Observer.ObserveEvent(SourceFulfil, time.Since(t))
-	attrs := []any{
-		"event_id", ev.ID, "payment_status", sess.PaymentStatus, "artworks", res.Artworks,
-		"outcome", res.Outcome, "duration_ms", float64(time.Since(start).Microseconds()) / 1000,
-	}
+	attrs := []any{"event_id", ev.ID, "payment_status", sess.PaymentStatus}
 	if err != nil {
 		status := writePublicError(w, err)
-		log.Log(ctx, notAppliedLevel(err), "fulfil: session not applied; the webhook or the next request will", append(attrs, "status", status, "code", stock.ErrorCode(err), "err", err)...)
+		level, _ := notApplied(err)
+		log.Log(ctx, level, "fulfil: session not applied; the webhook or the next request will", append(attrs,
+			"artwork_ids", ev.Session.ArtworkIDs, "outcome", stock.OutcomeFailed, "status", status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "code", stock.ErrorCode(err), "err", err)...)
 		return string(stock.OutcomeFailed), status
 	}
+	attrs = append(attrs, "artworks", res.Artworks, "outcome", res.Outcome, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	artworks := res.Artworks
 	if artworks == nil {
 		artworks = []stock.ArtworkResult{}

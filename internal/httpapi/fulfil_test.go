@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +33,7 @@ type fulfilEnv struct {
 	obs     *recorder
 	h       http.Handler
 	cfg     httpapi.Config // what h was made of, for a test to change and rebuild
+	logs    *logLines      // the server's and the pipeline's log lines
 }
 
 // fulfilSecret is the webhook signing secret of newFulfilEnv's server.
@@ -41,7 +41,7 @@ const fulfilSecret = "whsec_fulfil_test_0123456789"
 
 func newFulfilEnv(t *testing.T, withKey bool, limiter *httpapi.ClientLimiter) *fulfilEnv {
 	t.Helper()
-	e := &fulfilEnv{lake: memlake.New("production", "sk-test"), stripe: stripetest.New(), obs: &recorder{}}
+	e := &fulfilEnv{lake: memlake.New("production", "sk-test"), stripe: stripetest.New(), obs: &recorder{}, logs: &logLines{}}
 	t.Cleanup(e.stripe.Close)
 	lakeSrv := httptest.NewServer(e.lake)
 	t.Cleanup(lakeSrv.Close)
@@ -57,7 +57,7 @@ func newFulfilEnv(t *testing.T, withKey bool, limiter *httpapi.ClientLimiter) *f
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewJSONHandler(e.logs, nil))
 	verifier, err := stripehook.NewVerifier([]string{fulfilSecret}, stripehook.DefaultTolerance)
 	if err != nil {
 		t.Fatal(err)

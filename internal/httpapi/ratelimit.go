@@ -127,42 +127,36 @@ func itoa(n int) string {
 // an overloaded server: the client itself did nothing wrong.
 type SharedLimiter struct {
 	perSecond int
-	log       *slog.Logger
+	lines     *refusals
 	now       func() time.Time
 
-	mu       sync.Mutex
-	b        bucket
-	refused  int       // since the last log line
-	reported time.Time // when that line was written
+	mu sync.Mutex
+	b  bucket
 }
 
-// sharedReportEvery spaces the log lines about refused requests: a flood
-// must not become a flood of lines.
-const sharedReportEvery = 10 * time.Second
-
 // NewSharedLimiter allows perSecond storefront requests a second, with
-// bursts of a second's worth; log hears about refusals.
+// bursts of a second's worth; log hears about refusals, at most every
+// refusalLogEvery.
 func NewSharedLimiter(perSecond int, log *slog.Logger) *SharedLimiter {
 	perSecond = max(perSecond, 1)
-	return &SharedLimiter{perSecond: perSecond, log: log, now: time.Now, b: bucket{tokens: float64(perSecond)}}
+	return &SharedLimiter{perSecond: perSecond, lines: newRefusals(log), now: time.Now, b: bucket{tokens: float64(perSecond)}}
 }
 
 // Allow takes a token, or reports how long until one is free.
 func (l *SharedLimiter) Allow() (ok bool, retryAfter time.Duration) {
 	now := l.now()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.b.last.IsZero() {
 		l.b.last = now
 	}
 	rate := float64(l.perSecond)
 	ok, retryAfter = l.b.take(now, rate, rate)
+	l.mu.Unlock()
 	if !ok {
-		l.refused++
-		if now.Sub(l.reported) >= sharedReportEvery {
-			l.log.Warn(fmt.Sprintf("storefront over SOLDOUT_STOREFRONT_RATE=%d requests a second, all clients together: %d answered 503 since the last such line; if these are buyers, raise it (Sanity allows about 500 API calls a second per client IP, the webhook's included; a checkout costs two), else something is loading the shop's pages in bulk", l.perSecond, l.refused),
-				"refused", l.refused)
-			l.refused, l.reported = 0, now
+		if logNow, held := l.lines.allow("", now); logNow {
+			refused := held + 1
+			l.lines.log.Warn(fmt.Sprintf("storefront over SOLDOUT_STOREFRONT_RATE=%d requests a second, all clients together: %d answered 503 since the last such line; if these are buyers, raise it (Sanity allows about 500 API calls a second per client IP, the webhook's included; a checkout costs two), else something is loading the shop's pages in bulk", l.perSecond, refused),
+				"refused", refused)
 		}
 	}
 	return ok, retryAfter

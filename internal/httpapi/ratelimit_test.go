@@ -38,7 +38,7 @@ func TestClientLimiter(t *testing.T) {
 }
 
 // TestSharedLimiter: a second's worth at once, then one token per
-// 1/rate; the refusals are logged at most once per sharedReportEvery, with
+// 1/rate; the refusals are logged at most once per refusalLogEvery, with
 // how many there were.
 func TestSharedLimiter(t *testing.T) {
 	var logged bytes.Buffer
@@ -63,7 +63,7 @@ func TestSharedLimiter(t *testing.T) {
 		t.Fatal("no token after half a second at 2 a second")
 	}
 	l.Allow() // refused: the second since the line
-	now = now.Add(sharedReportEvery)
+	now = now.Add(refusalLogEvery)
 	l.Allow() // refilled: allowed
 	l.Allow()
 	l.Allow() // the third since the line, reported with the two before

@@ -15,7 +15,7 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 		// The success page calls it with fetch: CORS as for the storefront
 		// routes (in handleFulfil, which counts what it refuses).
 		mux.Handle("POST /api/fulfil", handleFulfil(cfg))
-		mux.Handle("/api/fulfil", allowOrigins(cfg.AllowedOrigins, methodNotAllowed(cfg.Logger, "POST")))
+		mux.Handle("/api/fulfil", allowOrigins(cfg, methodNotAllowed(cfg.Logger, "POST")))
 	} else {
 		mux.Handle("/api/fulfil", routeOff("POST /api/fulfil is off on this server: STRIPE_SECRET_KEY is not set"))
 	}
@@ -23,9 +23,9 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 		// Checkout with reservation (checkout.go); preflights go to the
 		// catch-all patterns, where storefrontRoute answers them.
 		checkout := cfg.Storefront.Checkout
-		mux.Handle("POST /api/checkout", storefrontRoute(cfg, handleCheckout(cfg.Logger, cfg.Storefront, cfg.Budget)))
+		mux.Handle("POST /api/checkout", storefrontRoute(cfg, handleCheckout(cfg.Logger, cfg.refusals, cfg.Storefront, cfg.Budget)))
 		mux.Handle("/api/checkout", storefrontRoute(cfg, methodNotAllowed(cfg.Logger, "POST")))
-		mux.Handle("GET /api/availability/{artworkId}", storefrontRoute(cfg, handleAvailability(cfg.Logger, checkout, cfg.Budget)))
+		mux.Handle("GET /api/availability/{artworkId}", storefrontRoute(cfg, handleAvailability(cfg.refusals, checkout, cfg.Budget)))
 		mux.Handle("/api/availability/{artworkId}", storefrontRoute(cfg, methodNotAllowed(cfg.Logger, "GET")))
 	} else {
 		off := routeOff("checkout with reservation is off on this server: STRIPE_SECRET_KEY is not set")

@@ -55,6 +55,8 @@ type Config struct {
 	// such as https://shop.example.com: their pages may call /api/fulfil,
 	// /api/checkout and /api/availability from a browser.
 	AllowedOrigins []string
+
+	refusals *refusals // the throttled lines of refused requests; NewServer sets it
 }
 
 // The storefront routes' limit per client when Config.Limiter is nil:
@@ -87,6 +89,7 @@ func NewServer(cfg Config) http.Handler {
 	if cfg.Shared == nil {
 		cfg.Shared = NewSharedLimiter(DefaultStorefrontRate, cfg.Logger)
 	}
+	cfg.refusals = newRefusals(cfg.Logger)
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg)
 	return mux

@@ -28,11 +28,11 @@ func handleWebhook(cfg Config) http.Handler {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				log.Warn("webhook body over the limit refused: not a Stripe event", "limit_bytes", MaxBodyBytes, "remote", r.RemoteAddr)
+				cfg.refusals.Log(r.Context(), slog.LevelWarn, "webhook:too_large", "webhook body over the limit refused: not a Stripe event", "limit_bytes", MaxBodyBytes, "remote", r.RemoteAddr)
 				status = writeError(w, stock.Errorf(stock.TooLarge, "body larger than %d bytes", MaxBodyBytes))
 				return
 			}
-			log.Warn("webhook body could not be read", "remote", r.RemoteAddr, "err", err)
+			cfg.refusals.Log(r.Context(), slog.LevelWarn, "webhook:unreadable", "webhook body could not be read (the sender hung up or sent less than it announced): refused", "remote", r.RemoteAddr, "err", err)
 			status = writeError(w, stock.Wrap(stock.Invalid, err, "reading body"))
 			return
 		}
@@ -42,25 +42,29 @@ func handleWebhook(cfg Config) http.Handler {
 			if errors.As(err, &se) {
 				reason = se.Reason
 			}
-			log.Warn("webhook signature refused: "+err.Error(), "reason", reason, "remote", r.RemoteAddr)
+			cfg.refusals.Log(r.Context(), slog.LevelWarn, "webhook:"+reason, "webhook signature refused: "+err.Error(), "reason", reason, "remote", r.RemoteAddr)
 			cfg.Observer.SignatureFailure(reason)
 			// Invalid, with the reason as the code: the sender reads why.
 			writeJSON(w, statusFor(stock.Invalid), errorBody{Error: err.Error(), Code: reason})
 			return
 		}
-		ev, err := stripehook.Decode(body)
-		if err != nil {
-			log.Warn("signed webhook body is not a usable Stripe event: refused", "err", err)
-			status = writeError(w, err)
-			return
-		}
+		ev, decodeErr := stripehook.Decode(body)
 
 		// Work in flight finishes even if Stripe hangs up or the server is
 		// stopping; the budget alone bounds it.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), processingBudget(cfg.Budget))
 		defer cancel()
 		handled := time.Now()
-		res, err := cfg.Fulfiller.Handle(ctx, ev)
+		var res stock.Result
+		if decodeErr == nil {
+			res, err = cfg.Fulfiller.Handle(ctx, ev)
+		} else {
+			// Signed, so Stripe sent it: not bad input but an event this
+			// soldout cannot read, which a person must look at while Stripe
+			// keeps it.
+			res, err = cfg.Fulfiller.Refuse(ctx, ev, stock.Wrap(stock.Misconfigured, decodeErr,
+				"a correctly signed event that this soldout cannot read (does the endpoint's Stripe API version or an event type need a newer soldout?)"))
+		}
 		cfg.Observer.ObserveEvent(SourceWebhook, time.Since(handled))
 		outcome, status = string(res.Outcome), http.StatusOK
 		if err != nil {
@@ -68,18 +72,16 @@ func handleWebhook(cfg Config) http.Handler {
 		} else {
 			writeJSON(w, status, webhookAnswer{Received: true, Outcome: res.Outcome, Artworks: res.Artworks})
 		}
-		level := slog.LevelInfo
-		attrs := []any{
-			"event_id", ev.ID, "type", ev.Type, "session_id", ev.Session.ID,
-			"artworks", res.Artworks, "outcome", res.Outcome, "status", status,
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
-		}
-		msg := "event processed"
+		attrs := []any{"event_id", ev.ID, "type", ev.Type, "session_id", ev.Session.ID}
 		if err != nil {
-			level, msg = notAppliedLevel(err), "event not applied; Stripe will retry"
-			attrs = append(attrs, "code", stock.ErrorCode(err), "err", err)
+			level, msg := notApplied(err)
+			attrs = append(attrs, "artwork_ids", ev.Session.ArtworkIDs, "outcome", outcome, "status", status,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "code", stock.ErrorCode(err), "err", err)
+			log.Log(ctx, level, msg, attrs...)
+			return
 		}
-		log.Log(ctx, level, msg, attrs...)
+		log.Info("event processed", append(attrs, "artworks", res.Artworks, "outcome", outcome, "status", status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000)...)
 	})
 }
 
@@ -110,13 +112,23 @@ func processingBudget(budget time.Duration) time.Duration {
 	return max(budget-time.Second, budget/2)
 }
 
-// notAppliedLevel is the level of the line saying an event was not applied:
-// ERROR, unless nothing is wrong and a retry settles it by itself.
-func notAppliedLevel(err error) slog.Level {
-	// Another process is on it (or a claim a restart left expires), or a
-	// burst of sales is spread out by the retries.
-	if errors.Is(err, stock.ErrBusy) || errors.Is(err, stock.ErrPaced) {
-		return slog.LevelWarn
+// notApplied is the level and the message of the line saying an event was
+// not applied: what it means for the operator, by the error's code. ERROR,
+// unless nothing is wrong and a later delivery settles it by itself.
+func notApplied(err error) (slog.Level, string) {
+	// Another process is on it (or a claim a restart left expires), a burst
+	// of sales is spread out by the retries, or other writers won a race.
+	for _, settles := range []error{stock.ErrBusy, stock.ErrPaced, stock.ErrStale, stock.ErrContended} {
+		if errors.Is(err, settles) {
+			return slog.LevelWarn, "event not applied yet; nothing is wrong and Stripe's next delivery settles it: nothing to do"
+		}
 	}
-	return slog.LevelError
+	switch stock.ErrorCode(err) {
+	case stock.Misconfigured:
+		return slog.LevelError, "event not applied until a person fixes what err says; Stripe redelivers it for up to 3 days, or run `soldout replay EVENT_ID` once fixed"
+	case stock.Unavailable:
+		return slog.LevelError, "event not applied: Sanity or the journal did not answer in time (err says which); Stripe redelivers it. If these lines go on, check status.sanity.io and SANITY_API_HOST, or the journal's disk and DATABASE_URL"
+	default:
+		return slog.LevelError, "event not applied: an unexpected failure, probably a bug; Stripe redelivers it. Report this line and `soldout events show EVENT_ID`"
+	}
 }

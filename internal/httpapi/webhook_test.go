@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,19 +12,71 @@ import (
 
 // An event not applied is an ERROR, except when nothing is wrong and the
 // retry settles it by itself: an operator woken at 3 a.m. by a burst of
-// sales would find nothing to do.
-func TestNotAppliedLevel(t *testing.T) {
+// sales would find nothing to do. The message says, by the error's code,
+// what the operator should do.
+func TestNotApplied(t *testing.T) {
+	for _, tt := range []struct {
+		err     error
+		want    slog.Level
+		message string
+	}{
+		{stock.Wrap(stock.Unavailable, stock.ErrBusy, "artwork a1"), slog.LevelWarn, "nothing to do"},
+		{stock.Wrap(stock.Unavailable, stock.ErrPaced, "sanity mutate"), slog.LevelWarn, "nothing to do"},
+		{stock.Wrap(stock.Unavailable, stock.ErrStale, "another process changed a sale"), slog.LevelWarn, "nothing to do"},
+		{stock.Wrap(stock.Unavailable, stock.ErrContended, "artwork a1 kept changing"), slog.LevelWarn, "nothing to do"},
+		{stock.Errorf(stock.Unavailable, "sanity mutate: Sanity's rate limit pauses writes"), slog.LevelError, "status.sanity.io"},
+		{stock.Errorf(stock.Misconfigured, "token refused"), slog.LevelError, "until a person fixes"},
+		{errors.New("nil map"), slog.LevelError, "probably a bug"},
+	} {
+		level, msg := notApplied(tt.err)
+		if level != tt.want || !strings.Contains(msg, tt.message) {
+			t.Errorf("%v: %v %q, want %v and a message with %q", tt.err, level, msg, tt.want, tt.message)
+		}
+	}
+}
+
+// Refused and failed storefront requests are logged at the level of what
+// the operator has to do about them.
+func TestRefusalLevel(t *testing.T) {
 	for _, tt := range []struct {
 		err  error
 		want slog.Level
 	}{
-		{stock.Wrap(stock.Unavailable, stock.ErrBusy, "artwork a1"), slog.LevelWarn},
-		{stock.Wrap(stock.Unavailable, stock.ErrPaced, "sanity mutate"), slog.LevelWarn},
-		{stock.Errorf(stock.Unavailable, "sanity mutate: Sanity's rate limit pauses writes"), slog.LevelError},
+		{stock.Wrap(stock.Conflict, stock.ErrSold, "artwork a1"), slog.LevelInfo},
+		{stock.Errorf(stock.Invalid, "bad id"), slog.LevelInfo},
+		{stock.Errorf(stock.Unavailable, "sanity doc: connection refused"), slog.LevelWarn},
+		{stock.Errorf(stock.Upstream, "stripe: 500"), slog.LevelWarn},
 		{stock.Errorf(stock.Misconfigured, "token refused"), slog.LevelError},
+		{errors.New("nil map"), slog.LevelError},
 	} {
-		if got := notAppliedLevel(tt.err); got != tt.want {
+		if got := refusalLevel(tt.err); got != tt.want {
 			t.Errorf("%v: %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+// One line per kind and interval: the first at once, the next after
+// refusalLogEvery saying how many were held back; kinds are apart.
+func TestRefusalsThrottle(t *testing.T) {
+	r := newRefusals(slog.New(slog.DiscardHandler))
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		kind     string
+		after    time.Duration
+		ok       bool
+		heldBack int
+	}{
+		{"a", 0, true, 0},
+		{"a", time.Second, false, 0},
+		{"b", time.Second, true, 0}, // another kind is not held back by a's line
+		{"a", refusalLogEvery - time.Millisecond, false, 0},
+		{"a", refusalLogEvery, true, 2},
+		{"a", refusalLogEvery + time.Second, false, 0},
+		{"a", 3 * refusalLogEvery, true, 1},
+	}
+	for i, s := range steps {
+		if ok, held := r.allow(s.kind, t0.Add(s.after)); ok != s.ok || held != s.heldBack {
+			t.Errorf("step %d (%s at +%v): ok=%v held=%d, want ok=%v held=%d", i, s.kind, s.after, ok, held, s.ok, s.heldBack)
 		}
 	}
 }

@@ -51,6 +51,11 @@ var failedStatuses = []int{http.StatusConflict, http.StatusInternalServerError, 
 // countTimeout bounds the journal query a scrape makes.
 const countTimeout = 2 * time.Second
 
+// eventBuckets resolve the seconds around the webhook's budget (8 s by
+// default, SOLDOUT_TIME_BUDGET up to a minute), where the slow-events
+// alert's threshold lies: DefBuckets jump from 5 s to 10 s and stop there.
+var eventBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 6, 8, 10, 15, 30, 60}
+
 // New builds the collectors, the Go runtime's and the process's included.
 func New() *Metrics {
 	m := &Metrics{
@@ -66,7 +71,7 @@ func New() *Metrics {
 		eventDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "soldout_event_processing_duration_seconds",
 			Help:    "Time spent in the fulfil pipeline per event, by source (webhook or fulfil, the success page).",
-			Buckets: prometheus.DefBuckets,
+			Buckets: eventBuckets,
 		}, []string{"source"}),
 		fulfilRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soldout_fulfil_requests_total",

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"soldout/internal/httpapi"
 	"soldout/internal/stock"
 )
 
@@ -204,4 +206,47 @@ func TestAlertSeriesExistFromTheStart(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The event histogram resolves where it matters: the README's slow-events
+// alert (p99 over 6 s), the default budget, and the longest budget soldout
+// accepts (60 s) must each fall on a bucket bound, not inside one bucket that
+// histogram_quantile can only interpolate.
+func TestEventBucketsResolveTheBudget(t *testing.T) {
+	const alertThreshold, maxBudget = 6.0, 60.0
+	for _, bound := range []float64{alertThreshold, httpapi.DefaultBudget.Seconds(), maxBudget} {
+		if !slices.Contains(eventBuckets, bound) {
+			t.Errorf("no bucket bound at %v s in %v", bound, eventBuckets)
+		}
+	}
+}
+
+// A reservation the pipeline fails to end is a journal error like the
+// others; the storefront's own calls pass through untouched.
+func TestReservations(t *testing.T) {
+	down := stock.Wrap(stock.Unavailable, errors.New("disk I/O error"), "journal: end reservation")
+	m := New()
+	r := m.Reservations(fakeReservations{err: down})
+	if _, _, err := r.EndReservation(context.Background(), "cs_1", stock.ReservationConverted, time.Now()); !errors.Is(err, down) {
+		t.Fatalf("error %v not passed through", err)
+	}
+	if got := testutil.ToFloat64(m.journalErrors.WithLabelValues("end_reservation")); got != 1 {
+		t.Errorf("journal errors %v, want 1", got)
+	}
+	if _, err := r.Reservation(context.Background(), "a1"); !errors.Is(err, down) {
+		t.Errorf("the storefront's call: %v, want its own answer", err)
+	}
+}
+
+type fakeReservations struct {
+	stock.Reservations
+	err error
+}
+
+func (f fakeReservations) EndReservation(context.Context, string, stock.ReservationState, time.Time) (stock.Reservation, bool, error) {
+	return stock.Reservation{}, false, f.err
+}
+
+func (f fakeReservations) Reservation(context.Context, string) (*stock.Reservation, error) {
+	return nil, f.err
 }

@@ -95,4 +95,8 @@ var (
 	ErrPaced = errors.New("more sales at once than the Sanity write rate lets through in the time budget")
 	// ErrStale: a compare-and-set on a journal row lost against another writer.
 	ErrStale = errors.New("journal row changed by another writer")
+	// ErrContended: other writers (deliveries, replicas, an editor saving)
+	// kept the artwork changing or locked until the budget ran out; nothing
+	// is wrong, and a later delivery settles it.
+	ErrContended = errors.New("other writers kept it busy; Stripe will retry")
 )

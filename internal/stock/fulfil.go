@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -30,6 +31,9 @@ type ArtworkResult struct {
 	ArtworkID string  `json:"id"`
 	Outcome   Outcome `json:"outcome"`
 }
+
+// String is how text logs show it (JSON logs use the field tags).
+func (r ArtworkResult) String() string { return r.ArtworkID + ":" + string(r.Outcome) }
 
 // Result is what processing an event did.
 type Result struct {
@@ -93,7 +97,7 @@ func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
 	// the sale settled instead of racing to write it again.
 	unlock, err := f.locks.lockAll(ctx, uniq(ev.Session.ArtworkIDs))
 	if err != nil {
-		return Result{}, Wrap(Unavailable, err, "waiting for another delivery of an artwork of session %s", ev.Session.ID)
+		return Result{}, Wrap(Unavailable, fmt.Errorf("%w (%w)", ErrContended, err), "waiting for another delivery of an artwork of session %s", ev.Session.ID)
 	}
 	defer unlock()
 	first := rec.Attempts == 1
@@ -118,6 +122,28 @@ func (f *Fulfiller) Handle(ctx context.Context, ev Event) (Result, error) {
 		}
 		return res, procErr
 	}
+}
+
+// Refuse records a delivery that cannot be applied as it stands (a signed
+// event this soldout cannot read) as not applied, with cause as its error,
+// and returns cause: listed with the failed events, it is read again by its
+// next delivery, or by `soldout replay` once soldout can. An event without
+// an id cannot be journaled; then only cause is returned.
+func (f *Fulfiller) Refuse(ctx context.Context, ev Event, cause error) (Result, error) {
+	if ev.ID == "" {
+		return Result{}, cause
+	}
+	rec, err := f.Journal.RecordDelivery(ctx, ev, f.now())
+	if err != nil {
+		return Result{}, err
+	}
+	if rec.Outcome.Final() {
+		return Result{Outcome: OutcomeDuplicate}, nil
+	}
+	if err := f.Journal.FinishEvent(ctx, ev.ID, OutcomeFailed, "", cause.Error(), f.now()); err != nil {
+		return Result{}, err
+	}
+	return Result{}, cause
 }
 
 // processAndFinish runs one round of Handle: the rules, then the outcome and
@@ -285,7 +311,7 @@ func (f *Fulfiller) take(ctx context.Context, ev Event, id string, want SaleStat
 // unread; a round that lost against another writer is decided again, a
 // bounded number of times.
 func (f *Fulfiller) decide(ctx context.Context, ev Event, id string, guessNone bool, round func(sales []Sale, log *slog.Logger) (Outcome, error)) (Outcome, error) {
-	log := f.Logger.With("event_id", ev.ID, "session_id", ev.Session.ID, "artwork_id", id)
+	log := f.Logger.With("event_id", ev.ID, "type", ev.Type, "session_id", ev.Session.ID, "artwork_id", id)
 	for i := range maxDecisions {
 		var sales []Sale
 		if i > 0 || !guessNone {
@@ -300,7 +326,7 @@ func (f *Fulfiller) decide(ctx context.Context, ev Event, id string, guessNone b
 		}
 		return out, err
 	}
-	return "", Errorf(Unavailable, "artwork %s: the journal or Sanity kept changing while deciding; Stripe will retry", id)
+	return "", Wrap(Unavailable, ErrContended, "artwork %s: the journal or Sanity kept changing while deciding", id)
 }
 
 // claim handles an artwork nobody has taken in the journal yet.
@@ -496,7 +522,7 @@ func (f *Fulfiller) applyTake(ctx context.Context, sale Sale, art *Artwork, sett
 	var appliedRev string
 	for attempt := 0; appliedRev == ""; attempt++ {
 		if attempt == maxDecisions {
-			return Errorf(Unavailable, "artwork %s kept changing in Sanity while soldout wrote it; Stripe will retry", sale.ArtworkID)
+			return Wrap(Unavailable, ErrContended, "artwork %s kept changing in Sanity while soldout wrote it", sale.ArtworkID)
 		}
 		if art == nil || attempt > 0 {
 			a, err := f.Catalog.Artwork(ctx, sale.ArtworkID)
@@ -627,7 +653,7 @@ func (f *Fulfiller) patchLateDraft(ctx context.Context, sale Sale) error {
 			return err
 		}
 	}
-	return Errorf(Unavailable, "draft of artwork %s kept changing while soldout wrote it; Stripe will retry", sale.ArtworkID)
+	return Wrap(Unavailable, ErrContended, "draft of artwork %s kept changing while soldout wrote it", sale.ArtworkID)
 }
 
 // release hands an artwork back after a delayed payment failed, but only if

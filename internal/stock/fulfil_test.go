@@ -937,3 +937,13 @@ func TestEventsOfTheOtherStripeMode(t *testing.T) {
 		})
 	}
 }
+
+// Text logs (SOLDOUT_LOG_FORMAT=text) show each artwork as id:outcome, not
+// as a Go struct.
+func TestArtworkResultsInTextLogs(t *testing.T) {
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("event processed", "artworks", []stock.ArtworkResult{{ArtworkID: "a1", Outcome: stock.OutcomeSold}, {ArtworkID: "a2", Outcome: stock.OutcomeHeld}})
+	if !strings.Contains(logged.String(), `artworks="[a1:sold a2:held]"`) {
+		t.Errorf("text line %q", logged.String())
+	}
+}

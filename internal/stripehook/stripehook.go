@@ -133,6 +133,11 @@ type envelope struct {
 	APIVersion string    `json:"api_version"`
 }
 
+// head is the event as far as its envelope tells.
+func (e envelope) head(body []byte) stock.Event {
+	return stock.Event{ID: e.ID, Type: e.Type, Created: e.Created.UTC(), Livemode: e.Livemode, APIVersion: e.APIVersion, Payload: body}
+}
+
 // Event objects: the snapshot events soldout acts on, and the thin events
 // of Stripe's event destinations, which carry no object to act on.
 const (
@@ -185,7 +190,9 @@ type wireSession struct {
 // and their data.object may be anything. A thin event (an event
 // destination's v2.core.event) decodes without a session too: signed by
 // Stripe, it is journaled and ignored rather than refused, which Stripe
-// would retry for days.
+// would retry for days. A checkout event whose object is not a Checkout
+// Session is an error, returned with the event as far as its envelope
+// tells, so that the caller can journal what it refuses.
 func Decode(body []byte) (stock.Event, error) {
 	var w wireEvent
 	err := json.Unmarshal(body, &w)
@@ -195,7 +202,7 @@ func Decode(body []byte) (stock.Event, error) {
 	switch {
 	case err == nil:
 	case inObject && checkout:
-		return stock.Event{}, stock.Wrap(stock.Invalid, err, "data.object of %s is not a Checkout Session", w.Type)
+		return w.head(body), stock.Wrap(stock.Invalid, err, "data.object of %s is not a Checkout Session", w.Type)
 	case inObject:
 		// Another type's object (an invoice, say) need not fit a session.
 		// Unmarshal reports only the first mismatch, so the envelope is
@@ -209,20 +216,13 @@ func Decode(body []byte) (stock.Event, error) {
 	if w.Object != objectEvent && w.Object != objectThinEvent || w.ID == "" || w.Type == "" {
 		return stock.Event{}, stock.Errorf(stock.Invalid, "body is not a Stripe event (needs object \"event\", an id and a type)")
 	}
-	ev := stock.Event{
-		ID:         w.ID,
-		Type:       w.Type,
-		Created:    w.Created.UTC(),
-		Livemode:   w.Livemode,
-		APIVersion: w.APIVersion,
-		Payload:    body,
-	}
+	ev := w.head(body)
 	if !checkout {
 		return ev, nil
 	}
 	s := &w.Data.Object
 	if s.Object != "checkout.session" || s.ID == "" {
-		return stock.Event{}, stock.Errorf(stock.Invalid, "data.object of %s is not a Checkout Session", w.Type)
+		return ev, stock.Errorf(stock.Invalid, "data.object of %s is not a Checkout Session", w.Type)
 	}
 	email := s.CustomerEmail
 	if s.CustomerDetails != nil && s.CustomerDetails.Email != "" {

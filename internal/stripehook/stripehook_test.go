@@ -124,6 +124,9 @@ func TestDecode(t *testing.T) {
 		body    string
 		want    stock.Event
 		invalid bool
+		// refusedID is the id an invalid event is returned with: a checkout
+		// event's envelope, so that the caller can journal what it refuses.
+		refusedID string
 	}{
 		{
 			name: "completed, paid, other API version, unknown fields",
@@ -176,8 +179,8 @@ func TestDecode(t *testing.T) {
 		{name: "envelope of the wrong type", body: `{"id":"evt_9","object":"event","type":"checkout.session.completed","created":"yesterday"}`, invalid: true},
 		{name: "not JSON", body: `{"id":`, invalid: true},
 		{name: "not an event", body: `{"id":"cs_1","object":"checkout.session"}`, invalid: true},
-		{name: "checkout event whose object is something else", body: `{"id":"evt_4","object":"event","type":"checkout.session.completed","data":{"object":{"id":"pi_1","object":"payment_intent"}}}`, invalid: true},
-		{name: "metadata of the wrong type", body: `{"id":"evt_5","object":"event","type":"checkout.session.completed","data":{"object":{"id":"cs_1","object":"checkout.session","metadata":{"artworkId":7}}}}`, invalid: true},
+		{name: "checkout event whose object is something else", body: `{"id":"evt_4","object":"event","type":"checkout.session.completed","data":{"object":{"id":"pi_1","object":"payment_intent"}}}`, invalid: true, refusedID: "evt_4"},
+		{name: "metadata of the wrong type", body: `{"id":"evt_5","object":"event","type":"checkout.session.completed","data":{"object":{"id":"cs_1","object":"checkout.session","metadata":{"artworkId":7}}}}`, invalid: true, refusedID: "evt_5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +188,9 @@ func TestDecode(t *testing.T) {
 			if tt.invalid {
 				if stock.ErrorCode(err) != stock.Invalid {
 					t.Fatalf("err = %v, want an Invalid error", err)
+				}
+				if got.ID != tt.refusedID || tt.refusedID != "" && (got.Type != stock.CheckoutCompleted || string(got.Payload) != tt.body) {
+					t.Fatalf("refused as %+v, want id %q with its type and payload", got, tt.refusedID)
 				}
 				return
 			}
