@@ -19,7 +19,7 @@ func newStorefront(cfg config, a *app, stripeClient *stripeapi.Client, log *slog
 		"success_url_set", c.SuccessURL != "", "cancel_url_set", c.CancelURL != "", "client_holds", c.ClientHolds)
 	var holds *httpapi.HoldLimiter
 	if c.ClientHolds > 0 {
-		holds = httpapi.NewHoldLimiter(c.ClientHolds, nil)
+		holds = httpapi.NewHoldLimiter(c.ClientHolds, a.journal, nil)
 	}
 	return &httpapi.Storefront{
 		Holds: holds,

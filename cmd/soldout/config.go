@@ -229,6 +229,11 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		CurrencyField:   env("SOLDOUT_FIELD_CURRENCY", "currency"),
 		ImageField:      env("SOLDOUT_FIELD_IMAGE", "imageUrl"),
 	}
+	for name, v := range map[string]string{"SOLDOUT_SUCCESS_URL": c.Checkout.SuccessURL, "SOLDOUT_CANCEL_URL": c.Checkout.CancelURL} {
+		if problem := returnURLProblem(v); problem != "" {
+			bad = append(bad, fmt.Sprintf("%s=%q: %s", name, v, problem))
+		}
+	}
 	if v := env("SOLDOUT_RESERVATION_TTL", ""); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < defaultReservationTTL || d > 24*time.Hour-time.Minute {
@@ -295,6 +300,27 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		return c, bad
 	}
 	return c, nil
+}
+
+// sessionIDPlaceholder is the one placeholder Stripe fills in a return URL.
+const sessionIDPlaceholder = "{CHECKOUT_SESSION_ID}"
+
+// returnURLProblem says what is wrong with a URL Stripe sends the buyer
+// back to, or "" when it is empty or usable. Stripe takes it as it is, and
+// a wrong one shows only when a buyer clicks Buy (a 502) or comes back to a
+// page that is not the shop's.
+func returnURLProblem(v string) string {
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "an absolute URL of the shop, like https://shop.example.com/thanks?session_id=" + sessionIDPlaceholder
+	}
+	if rest := strings.ReplaceAll(v, sessionIDPlaceholder, ""); strings.ContainsAny(rest, "{}") {
+		return "Stripe fills in only " + sessionIDPlaceholder + ", spelt exactly so; any other {…} reaches the buyer as it is"
+	}
+	return ""
 }
 
 // stripeMode reads SOLDOUT_STRIPE_MODE, or else tells the mode from the

@@ -55,22 +55,24 @@ func handleCheckout(log *slog.Logger, refused *refusals, store *Storefront, budg
 		start := time.Now()
 		client := clientKey(r)
 		id, form, err := readField(w, r, "artworkId", maxCheckoutBody)
+		// A buyer who leaves mid-way must not leave a claim behind without
+		// its session, nor a session without its claim.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), budget)
+		defer cancel()
+		endHold := func(sessionID string, until time.Time) {}
 		if err == nil && store.Holds != nil {
-			if ok, until := store.Holds.Allow(client); !ok {
+			done, ok, until := store.Holds.Take(ctx, client, id, budget)
+			if ok {
+				endHold = done
+			} else {
 				w.Header().Set("Retry-After", itoa(int(math.Ceil(until.Sub(store.Holds.now()).Seconds()))))
 				err = stock.Errorf(stock.RateLimited, "this client already holds %d pieces in checkout: pay for one, or wait until %s", store.Holds.max, until.UTC().Format(time.RFC3339))
 			}
 		}
 		if err == nil {
-			// A buyer who leaves mid-way must not leave a claim behind
-			// without its session, nor a session without its claim.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), budget)
-			defer cancel()
 			var s stock.CheckoutSession
 			if s, err = checkout.Start(ctx, id); err == nil {
-				if store.Holds != nil {
-					store.Holds.Add(client, s.ExpiresAt.Add(stock.ReservationGrace))
-				}
+				endHold(s.ID, s.ExpiresAt.Add(stock.ReservationGrace))
 				log.Info("checkout opened", "artwork_id", id, "session_id", s.ID, "expires_at", s.ExpiresAt,
 					"duration_ms", float64(time.Since(start).Microseconds())/1000)
 				if form {
@@ -81,6 +83,7 @@ func handleCheckout(log *slog.Logger, refused *refusals, store *Storefront, budg
 				return
 			}
 		}
+		endHold("", time.Time{})
 		status := writeStorefrontError(w, err)
 		code := stock.ErrorCode(err)
 		refused.Log(r.Context(), refusalLevel(err), "checkout:"+string(code), "checkout refused", "artwork_id", truncated(id), "status", status,
@@ -89,9 +92,9 @@ func handleCheckout(log *slog.Logger, refused *refusals, store *Storefront, budg
 }
 
 // writeStorefrontError answers a browser: sold and reserved get the short
-// bodies the Buy button branches on, and a 5xx only says what the buyer can
-// do, since the details may name settings or Stripe request ids (the caller
-// logs them).
+// bodies the Buy button branches on, and an error not about the request
+// only says what the buyer can do (see toldToBrowsers; the caller logs the
+// details).
 func writeStorefrontError(w http.ResponseWriter, err error) int {
 	code := stock.ErrorCode(err)
 	status := statusFor(code)
@@ -107,10 +110,10 @@ func writeStorefrontError(w http.ResponseWriter, err error) int {
 		writeJSON(w, status, errorBody{Error: "no such artwork", Code: string(code)})
 	case code == stock.Upstream:
 		writeJSON(w, status, errorBody{Error: "Stripe could not open the checkout; the artwork is not held, try again in a moment", Code: string(code)})
-	case status >= 500:
-		writeJSON(w, status, errorBody{Error: "checkout is not available right now; try again in a minute", Code: string(code)})
-	default:
+	case toldToBrowsers(code):
 		writeError(w, err)
+	default:
+		writeJSON(w, status, errorBody{Error: "checkout is not available right now; try again in a minute", Code: string(code)})
 	}
 	return status
 }

@@ -47,7 +47,7 @@ type shop struct {
 	stripe  *stripetest.Server
 	mu      sync.Mutex
 	now     time.Time
-	holds   *httpapi.HoldLimiter   // the replicas' cap on holds per client; nil: none
+	holds   int                    // SOLDOUT_CLIENT_HOLDS of each replica; 0: no cap
 	shared  *httpapi.SharedLimiter // the replicas' cap of all clients; nil: the default
 	// sanityRequests counts the requests that reached the dataset.
 	sanityRequests atomic.Int64
@@ -129,6 +129,10 @@ func (s *shop) replica(journalURL string, limiter *httpapi.ClientLimiter) *repli
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(s.logs, nil))
+	var holds *httpapi.HoldLimiter
+	if s.holds > 0 {
+		holds = httpapi.NewHoldLimiter(s.holds, db, s.clock)
+	}
 	if limiter == nil {
 		limiter = httpapi.NewClientLimiter(60000, 1000)
 	}
@@ -142,7 +146,7 @@ func (s *shop) replica(journalURL string, limiter *httpapi.ClientLimiter) *repli
 				Sessions:     stripeapi.Checkout{Client: client, SuccessURL: shopSuccess, CancelURL: shopCancel},
 				Reservations: db, Logger: log, TTL: shopTTL, DefaultCurrency: "eur", Now: s.clock,
 			},
-			Holds: s.holds,
+			Holds: holds,
 		},
 	})}
 }
@@ -524,6 +528,7 @@ func TestLapsedReservationWithoutEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.advance(shopHeldAfter)
+		wantAvailability(t, r, "art-1", false, time.Time{}) // no Buy button that could only fail
 		wantBody(t, "after the hold", r.buy("art-1", "198.51.100.2"), 409, `{"error":"sold"}`)
 		if n := s.stripe.Requests(stripetest.EndpointCreate); n != 1 {
 			t.Errorf("%d sessions opened, want 1", n)
@@ -773,17 +778,17 @@ func TestStorefrontNotFoundTellsNothing(t *testing.T) {
 }
 
 // One client cannot hold the whole shop: past SOLDOUT_CLIENT_HOLDS pieces
-// in checkout at once it gets 429 until one of its holds ends, while other
-// buyers go on.
+// in checkout at once it gets 429 until one of its holds ends (paid, or its
+// time is up), while other buyers go on.
 func TestHoldsPerClient(t *testing.T) {
 	s := newShop(t)
-	s.holds = httpapi.NewHoldLimiter(2, s.clock)
-	for _, id := range []string{"art-1", "art-2", "art-3", "art-4"} {
+	s.holds = 2
+	for _, id := range []string{"art-1", "art-2", "art-3", "art-4", "art-5"} {
 		s.artwork(id)
 	}
 	r := s.replica(sqliteJournal(t), nil)
 	first := r.mustBuy(t, "art-1")
-	r.mustBuy(t, "art-2")
+	second := r.mustBuy(t, "art-2")
 	rec := r.buy("art-3", "198.51.100.1") // mustBuy's client
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "already holds 2 pieces") {
 		t.Fatalf("a third hold: %d %s (Retry-After %q)", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
@@ -794,8 +799,41 @@ func TestHoldsPerClient(t *testing.T) {
 	if rec := r.buy("art-3", "203.0.113.9"); rec.Code != http.StatusOK {
 		t.Errorf("another buyer: %d %s", rec.Code, rec.Body)
 	}
-	s.advance(first.ExpiresAt.Add(stock.ReservationGrace).Sub(s.clock()) + time.Second)
+
+	// Paying for one ends its hold at once: the buyer may buy the next piece.
+	if out := r.event(t, 1, stock.CheckoutCompleted, second.SessionID, "art-2"); out != string(stock.OutcomeSold) {
+		t.Fatalf("the second piece's payment: %s", out)
+	}
 	if rec := r.buy("art-4", "198.51.100.1"); rec.Code != http.StatusOK {
-		t.Errorf("after its holds ended: %d %s", rec.Code, rec.Body)
+		t.Errorf("after paying for one: %d %s", rec.Code, rec.Body)
+	}
+	s.advance(first.ExpiresAt.Add(stock.ReservationGrace).Sub(s.clock()) + time.Second)
+	if rec := r.buy("art-5", "198.51.100.1"); rec.Code != http.StatusOK {
+		t.Errorf("after its first hold's time was up: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// The cap holds for requests that arrive together: each is counted from
+// the moment its checkout starts to be opened, not once it is open.
+func TestHoldsPerClientConcurrent(t *testing.T) {
+	s := newShop(t)
+	s.holds = 2
+	const clicks = 8
+	for i := range clicks {
+		s.artwork(fmt.Sprint("art-", i))
+	}
+	r := s.replica(sqliteJournal(t), nil)
+	var wg sync.WaitGroup
+	var opened atomic.Int32
+	for i := range clicks {
+		wg.Go(func() {
+			if rec := r.buy(fmt.Sprint("art-", i), "198.51.100.1"); rec.Code == http.StatusOK {
+				opened.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := opened.Load(); n != 2 {
+		t.Errorf("one client opened %d checkouts at once with SOLDOUT_CLIENT_HOLDS=2", n)
 	}
 }

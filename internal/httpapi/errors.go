@@ -47,6 +47,19 @@ func refusalLevel(err error) slog.Level {
 	}
 }
 
+// toldToBrowsers reports whether a route that browsers call may show the
+// message of an error of code: only of one about the request itself. The
+// others' details may name settings, the dataset and its documents, or
+// Stripe request ids; the caller logs them, the browser gets a generic
+// message under the same status.
+func toldToBrowsers(code stock.Code) bool {
+	switch code {
+	case stock.Invalid, stock.TooLarge, stock.NotFound, stock.RateLimited:
+		return true
+	}
+	return false
+}
+
 type errorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`

@@ -173,14 +173,14 @@ func readSessionID(w http.ResponseWriter, r *http.Request) (string, error) {
 	return id, err
 }
 
-// writePublicError is writeError for a route that browsers call: a 5xx
-// answer says only to retry, since the details may name settings, the
-// dataset or Stripe request ids; the caller logs them.
+// writePublicError is writeError for the success page: an error that is
+// not about its request says only that the payment is safe and to retry
+// (see toldToBrowsers); the caller logs the details.
 func writePublicError(w http.ResponseWriter, err error) int {
 	code := stock.ErrorCode(err)
 	status := statusFor(code)
 	msg := err.Error()
-	if status >= 500 {
+	if !toldToBrowsers(code) {
 		msg = "the purchase cannot be confirmed right now; the payment is safe, try again in a minute"
 	}
 	writeJSON(w, status, errorBody{Error: msg, Code: string(code)})

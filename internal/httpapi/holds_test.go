@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -10,17 +11,23 @@ import (
 // clients that hold something now, not every address ever seen.
 func TestHoldLimiterForgets(t *testing.T) {
 	now := time.Unix(1000, 0)
-	l := NewHoldLimiter(1, func() time.Time { return now })
+	l := NewHoldLimiter(1, nil, func() time.Time { return now })
 	for i := range 1000 {
-		l.Add(fmt.Sprint("198.51.100.", i), now.Add(time.Minute))
+		done, ok, _ := l.Take(context.Background(), fmt.Sprint("198.51.100.", i), "a1", time.Second)
+		if !ok {
+			t.Fatalf("client %d refused its first hold", i)
+		}
+		done("cs_1", now.Add(time.Minute))
 	}
-	if ok, until := l.Allow("198.51.100.7"); ok || !until.Equal(now.Add(time.Minute)) {
+	if _, ok, until := l.Take(context.Background(), "198.51.100.7", "a2", time.Second); ok || !until.Equal(now.Add(time.Minute)) {
 		t.Fatalf("a client at its cap: ok=%v until %v", ok, until)
 	}
 	now = now.Add(2 * time.Minute)
-	if ok, _ := l.Allow("203.0.113.1"); !ok {
+	done, ok, _ := l.Take(context.Background(), "203.0.113.1", "a1", time.Second)
+	if !ok {
 		t.Fatal("a new client refused")
 	}
+	done("", time.Time{}) // opened nothing: freed
 	if n := len(l.holds); n != 0 {
 		t.Errorf("%d clients kept after their holds ended", n)
 	}

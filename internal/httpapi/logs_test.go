@@ -152,3 +152,16 @@ func TestOriginRefusalIsLogged(t *testing.T) {
 		t.Errorf("WARN lines %v, want one naming the origin", lines)
 	}
 }
+
+// A storefront request refused for its own fault is logged too, at INFO:
+// the brief is a clear error and a log line for every bad input.
+func TestAvailabilityRefusalIsLogged(t *testing.T) {
+	s := newShop(t)
+	r := s.replica(sqliteJournal(t), nil)
+	if rec := r.request(http.MethodGet, "/api/availability/a,drafts.b", "", "", "198.51.100.2"); rec.Code != http.StatusBadRequest {
+		t.Fatalf("answer %d %s, want 400", rec.Code, rec.Body)
+	}
+	if lines := s.logs.find(t, "INFO", "availability not answered"); len(lines) != 1 || lines[0]["code"] != "invalid" {
+		t.Errorf("INFO lines %v, want one with code invalid", lines)
+	}
+}

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +93,34 @@ func TestProcessingBudget(t *testing.T) {
 		if got > budget-margin || got < budget/2 {
 			t.Errorf("processingBudget(%s) = %s, want between %s and %s: a margin of %s before the budget ends",
 				budget, got, budget/2, budget-margin, margin)
+		}
+	}
+}
+
+// A browser reads the message of an error about its own request only; any
+// other (a Sanity conflict, an outage, a setting) gets a generic one under
+// the same status, since its details name the dataset, documents or
+// settings.
+func TestBrowsersSeeNoInternals(t *testing.T) {
+	const detail = "sanity answered 409 mutationError: document art-1 in dataset production"
+	for _, tt := range []struct {
+		err    error
+		status int
+		told   bool
+	}{
+		{stock.Errorf(stock.Invalid, "not an artwork id: "+detail), http.StatusBadRequest, true},
+		{stock.Errorf(stock.RateLimited, "too many requests: "+detail), http.StatusTooManyRequests, true},
+		{stock.Errorf(stock.Conflict, detail), http.StatusConflict, false},
+		{stock.Errorf(stock.Unavailable, detail), http.StatusServiceUnavailable, false},
+		{stock.Errorf(stock.Misconfigured, detail), http.StatusInternalServerError, false},
+		{errors.New(detail), http.StatusInternalServerError, false},
+	} {
+		for name, write := range map[string]func(http.ResponseWriter, error) int{"success page": writePublicError, "storefront": writeStorefrontError} {
+			rec := httptest.NewRecorder()
+			status := write(rec, tt.err)
+			if status != tt.status || rec.Code != tt.status || strings.Contains(rec.Body.String(), detail) != tt.told {
+				t.Errorf("%s, %v: %d %s; want %d, details shown: %v", name, tt.err, rec.Code, rec.Body, tt.status, tt.told)
+			}
 		}
 	}
 }

@@ -352,12 +352,17 @@ func (c *Checkout) Availability(ctx context.Context, artworkID string) (Availabi
 	if err != nil {
 		return Availability{}, err
 	}
-	r, err := c.Reservations.Reservation(ctx, artworkID)
-	if err != nil {
+	// As a Buy would decide: a reservation past its hold whose session was
+	// paid means sold, though the webhook is still on its way (Stripe is
+	// asked once; a session it expired ends the reservation).
+	var re *ReservedError
+	switch err := c.settleLapsed(ctx, artworkID, c.now()); {
+	case errors.As(err, &re):
+		return Availability{ReservedUntil: re.Until}, nil
+	case errors.Is(err, ErrSold):
+		return Availability{}, nil
+	case err != nil:
 		return Availability{}, err
-	}
-	if r != nil && r.Live(c.now()) {
-		return Availability{ReservedUntil: r.HeldUntil}, nil
 	}
 	return Availability{Available: p.Available}, nil
 }
