@@ -160,19 +160,19 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 	if c.LeaseTTL, leaseErr = parseLeaseTTL(env("SOLDOUT_LEASE_TTL", ""), c.Budget); leaseErr != "" {
 		bad = append(bad, leaseErr)
 	}
-	// NaN is no rate: it would pass a plain r <= 0.
-	validRate := func(r float64) bool { return r > 0 && !math.IsNaN(r) }
+	// NaN is no rate: it would pass a plain r < min.
+	validRate := func(r float64) bool { return r >= sanity.MinMutationsPerSecond && !math.IsNaN(r) }
 	switch {
 	case c.SanityRate != 0:
 		if !validRate(c.SanityRate) {
-			bad = append(bad, fmt.Sprintf("-sanity-rate %g: a positive number of mutation requests per second (Sanity allows 25 per IP)", c.SanityRate))
+			bad = append(bad, fmt.Sprintf("-sanity-rate %g: mutation requests per second, at least %d (Sanity allows 25 per IP)", c.SanityRate, sanity.MinMutationsPerSecond))
 		}
 	default:
 		c.SanityRate = 25
 		if v := env("SOLDOUT_SANITY_RATE", ""); v != "" {
 			r, err := strconv.ParseFloat(v, 64)
 			if err != nil || !validRate(r) {
-				bad = append(bad, fmt.Sprintf("SOLDOUT_SANITY_RATE=%q: a positive number of mutation requests per second (Sanity allows 25 per IP)", v))
+				bad = append(bad, fmt.Sprintf("SOLDOUT_SANITY_RATE=%q: mutation requests per second, at least %d (Sanity allows 25 per IP)", v, sanity.MinMutationsPerSecond))
 			}
 			c.SanityRate = r
 		}

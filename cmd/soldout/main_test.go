@@ -244,6 +244,8 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"bad port", map[string]string{"PORT": "eighty"}, []string{"PORT"}, nil},
 		{"bad budget", map[string]string{"SOLDOUT_TIME_BUDGET": "forever"}, []string{"SOLDOUT_TIME_BUDGET"}, nil},
 		{"not a number of mutations", map[string]string{"SOLDOUT_SANITY_RATE": "NaN"}, []string{"SOLDOUT_SANITY_RATE"}, nil},
+		{"a mutation rate so slow every burst waits out the budget", map[string]string{"SOLDOUT_SANITY_RATE": "1e-10"}, []string{"SOLDOUT_SANITY_RATE", "at least 1"}, nil},
+		{"a webhook secret wrapped over two lines", map[string]string{"STRIPE_WEBHOOK_SECRET": "whsec_01234567\n89abcdef"}, []string{"STRIPE_WEBHOOK_SECRET", "one line"}, nil},
 		{"a negative mutation rate flag", map[string]string{}, []string{"-sanity-rate -1"}, []string{"-sanity-rate", "-1"}},
 		{"a log format flag", map[string]string{}, []string{"-log-format \"xml\""}, []string{"-log-format", "xml"}},
 		{"no storefront requests at all", map[string]string{"SOLDOUT_STOREFRONT_RATE": "0"}, []string{"SOLDOUT_STOREFRONT_RATE", "per second"}, nil},

@@ -262,6 +262,12 @@ func (c *Client) Mutate(ctx context.Context, req MutateRequest) (MutateResult, e
 		}
 		return MutateResult{}, c.classify(endpointMutate, attempts, err, req.Mutations)
 	}
+	if !req.DryRun && res.TransactionID != txID {
+		// Sanity commits under the id it was sent: another one is not its
+		// answer to this request, and taken for one it would record a sale
+		// that Sanity never saw.
+		return MutateResult{}, stock.Errorf(stock.Unavailable, "sanity mutate: answered for transaction %.64q, not %q: not Sanity's answer to this request (a proxy or cache in between?)", res.TransactionID, txID)
+	}
 	return res, nil
 }
 

@@ -32,6 +32,10 @@ const (
 	DefaultAPIVersion = "2025-02-19"
 	// DefaultMutationsPerSecond is Sanity's documented per-IP mutation limit.
 	DefaultMutationsPerSecond = 25
+	// MinMutationsPerSecond is the slowest pacing accepted: slower, every
+	// sale of a burst but the first would wait out the webhook's budget
+	// (and far slower overflows the interval, pacing nothing).
+	MinMutationsPerSecond = 1
 )
 
 // Endpoint names as passed to Config.Observe.
@@ -142,8 +146,8 @@ func New(cfg Config) (*Client, error) {
 	switch {
 	case rate == 0:
 		rate = DefaultMutationsPerSecond
-	case rate < 0 || math.IsNaN(rate):
-		return nil, stock.Errorf(stock.Misconfigured, "sanity: MutationsPerSecond must be positive, got %v", rate)
+	case rate < MinMutationsPerSecond || math.IsNaN(rate):
+		return nil, stock.Errorf(stock.Misconfigured, "sanity: MutationsPerSecond must be at least %v, got %v", MinMutationsPerSecond, rate)
 	}
 
 	c := &Client{

@@ -149,6 +149,8 @@ func TestNew(t *testing.T) {
 		{"no token against Sanity", func(c *sanity.Config) { c.Token = "" }, false},
 		{"token with a newline", func(c *sanity.Config) { c.Token = "abc\nX-Evil: 1" }, false},
 		{"negative rate", func(c *sanity.Config) { c.MutationsPerSecond = -1 }, false},
+		{"a rate so slow it would overflow the interval", func(c *sanity.Config) { c.MutationsPerSecond = 1e-10 }, false},
+		{"the slowest rate", func(c *sanity.Config) { c.MutationsPerSecond = sanity.MinMutationsPerSecond }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -418,6 +420,30 @@ func TestErrorClassification(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+
+	// Only Sanity's own answer to this transaction says it committed: a
+	// body naming transactionAlreadyExistsError under another status than
+	// 409 (a proxy's, a 5xx after the retries), or a 2xx for another
+	// transaction, would record a sale that Sanity never saw.
+	for _, tt := range []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"already exists under a 503", 503, `{"error":{"type":"transactionAlreadyExistsError","description":"Transaction already exists"}}`},
+		{"already exists under a 400", 400, `{"error":{"type":"transactionAlreadyExistsError","description":"Transaction already exists"}}`},
+		{"our revision under a 400", 400, `{"error":{"type":"mutationError","items":[{"index":0,"error":{"type":"documentRevisionIDDoesNotMatchError","id":"X","currentRevisionID":"tx-1","expectedRevisionID":"a"}}]}}`},
+		{"a 200 for another transaction", 200, `{"transactionId":"someone-elses","results":[{"id":"X","operation":"update"}]}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cannedClient(t, &canned{status: tt.status, body: tt.body})
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			if err := c.SetAvailable(ctx, "tx-1", false, []stock.Variant{{ID: "X", Rev: "a"}}); err == nil {
+				t.Errorf("a %d %s taken for the write", tt.status, tt.body)
+			}
+		})
+	}
 
 	t.Run("token that may not read drafts", func(t *testing.T) {
 		c := cannedClient(t, &canned{status: 200, body: `{"documents":[],"omitted":[{"id":"drafts.X","reason":"permission"}]}`})

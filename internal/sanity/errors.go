@@ -246,10 +246,12 @@ func guardedNotFound(ae *APIError, muts []Mutation) bool {
 }
 
 // alreadyCommitted reports whether err says the transaction id was used by
-// a transaction that committed.
+// a transaction that committed: Sanity's 409, not any answer whose body
+// names the type (a proxy's, or a 5xx), which would record a write that
+// never happened.
 func alreadyCommitted(err error) bool {
 	var ae *APIError
-	return errors.As(err, &ae) && ae.Type == typeTransactionAlreadyExists
+	return errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Type == typeTransactionAlreadyExists
 }
 
 // writtenBy reports whether a failed guard found the document at revision
@@ -258,7 +260,7 @@ func alreadyCommitted(err error) bool {
 // check Sanity ran first.
 func writtenBy(err error, txID string) bool {
 	var ae *APIError
-	if !errors.As(err, &ae) {
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict {
 		return false
 	}
 	for _, it := range ae.Items {

@@ -132,7 +132,7 @@ func (c *Client) Session(ctx context.Context, id string) (Session, error) {
 	if err != nil {
 		return Session{}, c.classify("retrieving checkout session "+id, err)
 	}
-	return fromStripe(cs), nil
+	return sessionAnswer(cs, "retrieving checkout session "+id)
 }
 
 // CompletedSessions calls fn, newest first, for every complete Checkout
@@ -161,7 +161,11 @@ func (c *Client) CompletedSessions(ctx context.Context, since, until time.Time, 
 		if err != nil {
 			return c.classify("listing complete checkout sessions", err)
 		}
-		if err := fn(fromStripe(cs)); err != nil {
+		s, err := sessionAnswer(cs, "listing complete checkout sessions")
+		if err != nil {
+			return err
+		}
+		if err := fn(s); err != nil {
 			return err
 		}
 	}
@@ -237,7 +241,11 @@ func (c *Client) CreateSession(ctx context.Context, p CreateParams) (Session, er
 	if err != nil {
 		return Session{}, c.classify("creating a checkout session for artwork "+p.ArtworkID, err)
 	}
-	return fromStripe(cs), nil
+	s, err := sessionAnswer(cs, "creating a checkout session for artwork "+p.ArtworkID)
+	if err == nil && s.URL == "" {
+		err = stock.Errorf(stock.Unavailable, "stripe: creating a checkout session for artwork %s: the answer has no url to send the buyer to (a proxy in between? STRIPE_API_BASE?)", p.ArtworkID)
+	}
+	return s, err
 }
 
 // ExpireSession expires an open Checkout Session, so that its buyer can no
@@ -250,5 +258,5 @@ func (c *Client) ExpireSession(ctx context.Context, id string) (Session, error) 
 	if err != nil {
 		return Session{}, c.classify("expiring checkout session "+id, err)
 	}
-	return fromStripe(cs), nil
+	return sessionAnswer(cs, "expiring checkout session "+id)
 }

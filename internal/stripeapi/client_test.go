@@ -561,3 +561,34 @@ func TestTransportFailures(t *testing.T) {
 		})
 	}
 }
+
+// An answer under 400 that is not a Checkout Session (a proxy's redirect
+// page, an empty object) is not Stripe's: stripe-go takes it for success,
+// and read as a session it would call a paid session unpaid, or hold an
+// artwork behind an empty link. It is Unavailable, so the caller retries.
+func TestAnswerThatIsNotASession(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"an empty object", http.StatusOK, `{}`},
+		{"null", http.StatusOK, `null`},
+		{"another object", http.StatusOK, `{"id":"pi_1","object":"payment_intent"}`},
+		{"a redirect", http.StatusFound, `<html>moved</html>`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			c := newClient(t, stripeapi.Config{SecretKey: stripetest.SecretKey, APIBase: srv.URL, MaxNetworkRetries: -1})
+			_, err := c.Session(t.Context(), "cs_test_a1")
+			checkErr(t, err, stock.Unavailable, "")
+			_, err = c.CreateSession(t.Context(), stripeapi.CreateParams{ArtworkID: "a1", ProductName: "Heron", UnitAmount: 1000, Currency: "eur"})
+			checkErr(t, err, stock.Unavailable, "")
+		})
+	}
+}

@@ -53,6 +53,18 @@ func (s Session) Stock() stock.Session {
 	return out
 }
 
+// sessionAnswer reads Stripe's answer about a Checkout Session: one that is
+// not a session is not Stripe's answer. stripe-go takes any status under 400
+// for success, so a proxy's redirect or an empty object reaches here; read
+// as a session it would call a paid session unpaid, or hold an artwork
+// behind an empty link.
+func sessionAnswer(cs *stripe.CheckoutSession, doing string) (Session, error) {
+	if cs == nil || cs.Object != "checkout.session" || cs.ID == "" {
+		return Session{}, stock.Errorf(stock.Unavailable, "stripe: %s: the answer is not that Checkout Session (a proxy in between? STRIPE_API_BASE?)", doing)
+	}
+	return fromStripe(cs), nil
+}
+
 func fromStripe(cs *stripe.CheckoutSession) Session {
 	s := Session{
 		ID:            cs.ID,

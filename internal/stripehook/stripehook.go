@@ -52,6 +52,13 @@ type Verifier struct {
 	tolerance time.Duration
 }
 
+// notSecretChar is true for what no signing secret contains: a blank, a
+// quote or a line break pasted with it (a wrapped terminal line), which
+// would make every signature fail to match.
+func notSecretChar(r rune) bool {
+	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '+' || r == '/' || r == '=')
+}
+
 // ParseSecrets splits a comma-separated STRIPE_WEBHOOK_SECRET and checks
 // that every entry looks like an endpoint secret.
 func ParseSecrets(s string) ([]string, error) {
@@ -60,6 +67,9 @@ func ParseSecrets(s string) ([]string, error) {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
+		}
+		if strings.HasPrefix(part, "whsec_") && strings.ContainsFunc(part, notSecretChar) {
+			return nil, errors.New("an entry contains a blank, a quote or a line break, which no signing secret has: paste it again on one line (several secrets are separated by commas)")
 		}
 		if !strings.HasPrefix(part, "whsec_") || len(part) < len("whsec_")+8 {
 			return nil, fmt.Errorf("an entry does not look like a webhook signing secret (whsec_…): copy it from Stripe Dashboard → Developers → Webhooks → your endpoint → Signing secret, or from the output of `stripe listen`")
@@ -70,6 +80,27 @@ func ParseSecrets(s string) ([]string, error) {
 		return nil, errors.New("no secret given: set the endpoint's signing secret (whsec_…) from Stripe Dashboard → Developers → Webhooks, or the one `stripe listen` prints")
 	}
 	return secrets, nil
+}
+
+// wellFormed reports whether header has Stripe's shape: one t and at least
+// one v1, among comma-separated key=value pairs. stripe-go reports a header
+// without them as unsigned by any secret (or too old, for want of a t),
+// which would send the operator to check a secret that is right.
+func wellFormed(header string) bool {
+	var ts, v1 int
+	for pair := range strings.SplitSeq(header, ",") {
+		key, _, ok := strings.Cut(pair, "=")
+		if !ok {
+			return false
+		}
+		switch key {
+		case "t":
+			ts++
+		case "v1":
+			v1++
+		}
+	}
+	return ts == 1 && v1 > 0
 }
 
 // NewVerifier returns a Verifier. tolerance must be positive: stripe-go reads
@@ -90,6 +121,9 @@ func NewVerifier(secrets []string, tolerance time.Duration) (*Verifier, error) {
 // *SignatureError on failure; ReasonStale only for a request that one of the
 // secrets did sign.
 func (v *Verifier) Verify(body []byte, header string) error {
+	if header != "" && !wellFormed(header) {
+		return &SignatureError{Reason: ReasonMalformed}
+	}
 	for _, secret := range v.secrets {
 		err := webhook.ValidatePayloadWithTolerance(body, header, secret, v.tolerance)
 		switch {

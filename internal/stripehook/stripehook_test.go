@@ -46,7 +46,11 @@ func TestVerify(t *testing.T) {
 		{"missing header", []string{secret}, "", body, stripehook.ReasonMissing},
 		{"garbage header", []string{secret}, "nonsense", body, stripehook.ReasonMalformed},
 		{"bad timestamp", []string{secret}, "t=yesterday,v1=" + sig(secret, now), body, stripehook.ReasonMalformed},
-		{"no v1 at all", []string{secret}, ts(now) + ",v0=" + sig(secret, now), body, stripehook.ReasonNoMatch},
+		{"no v1 at all", []string{secret}, ts(now) + ",v0=" + sig(secret, now), body, stripehook.ReasonMalformed},
+		{"no t", []string{secret}, "v1=" + sig(secret, now), body, stripehook.ReasonMalformed},
+		{"two t", []string{secret}, ts(now) + "," + ts(now) + ",v1=" + sig(secret, now), body, stripehook.ReasonMalformed},
+		{"a blank after a comma", []string{secret}, ts(now) + ", v1=" + sig(secret, now), body, stripehook.ReasonMalformed},
+		{"not key=value", []string{secret}, ts(now) + ",v1=" + sig(secret, now) + ",junk", body, stripehook.ReasonMalformed},
 		{"stale", []string{secret}, stripehook.Sign(body, secret, now.Add(-301*time.Second)), body, stripehook.ReasonStale},
 		{"stale and forged: the signature is the problem, not the clock", []string{secret}, stripehook.Sign(body, "whsec_attacker_000000", now.Add(-301*time.Second)), body, stripehook.ReasonNoMatch},
 		{"stale, signed by the second secret", []string{"whsec_other_000000", secret}, stripehook.Sign(body, secret, now.Add(-301*time.Second)), body, stripehook.ReasonStale},
@@ -98,6 +102,10 @@ func TestParseSecrets(t *testing.T) {
 		{"whsec_", 0, false},
 		{"", 0, false},
 		{",,", 0, false},
+		{"whsec_01234567\n89abcdef", 0, false}, // a wrapped terminal line
+		{`whsec_0123456789abcdef"`, 0, false},
+		{"whsec_abcdefgh12345678 whsec_zyxwvuts98765432", 0, false}, // a blank for a comma
+		{"whsec_ab+/cd=efgh12345678", 1, true},
 	}
 	for _, tt := range tests {
 		got, err := stripehook.ParseSecrets(tt.in)
