@@ -32,7 +32,9 @@ func OpenExisting(ctx context.Context, databaseURL string) (*DB, error) {
 	case ins.Version < LatestSchemaVersion():
 		return nil, stock.Errorf(stock.Misconfigured, "journal: schema version %d, and this soldout's is %d: restart soldout serve with this version first (it migrates the journal at start; back it up before), or run the commands of the version serve runs", ins.Version, LatestSchemaVersion())
 	}
-	return Open(ctx, databaseURL)
+	// Up to date: opened without migrating, which would take the migration
+	// lock and need CREATE on the schema, a right a read-only role lacks.
+	return openJournal(ctx, databaseURL, false)
 }
 
 // sqlitePath is the file a file: URI names.

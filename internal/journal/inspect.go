@@ -8,11 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"soldout/internal/stock"
@@ -71,12 +71,9 @@ func Inspect(ctx context.Context, url string) (Inspection, error) {
 		}
 		db.SetMaxOpenConns(1)
 	} else {
-		cfg, err := pgx.ParseConfig(dsn)
+		cfg, err := postgresConfig(dsn)
 		if err != nil {
-			return ins, fail(err, "DATABASE_URL")
-		}
-		if cfg.ConnectTimeout == 0 {
-			cfg.ConnectTimeout = postgresConnectTimeout
+			return ins, err
 		}
 		db = stdlib.OpenDB(*cfg)
 	}
@@ -112,6 +109,16 @@ func (ins *Inspection) read(ctx context.Context, db *sql.DB) error {
 			return err
 		}
 		if !schema.Valid {
+			// PostgreSQL skips the schemas the user may not use, as if
+			// they did not exist.
+			var unusable sql.NullString
+			if err := db.QueryRowContext(ctx, `SELECT string_agg(nspname, ', ') FROM pg_namespace
+				WHERE NOT has_schema_privilege(oid, 'USAGE') AND quote_ident(nspname) = ANY(string_to_array(replace(current_setting('search_path'), ' ', ''), ','))`).Scan(&unusable); err != nil {
+				return err
+			}
+			if unusable.Valid {
+				return stock.Errorf(stock.Misconfigured, "the DATABASE_URL user lacks USAGE on schema %s, which its search_path names: GRANT USAGE ON SCHEMA %s TO that user (and CREATE, for the migrations)", unusable.String, unusable.String)
+			}
 			return stock.Errorf(stock.Misconfigured, "DATABASE_URL's search_path names no schema that exists: create the schema, or fix search_path")
 		}
 		ins.Schema = schema.String
@@ -171,12 +178,33 @@ func readSettings(ctx context.Context, db *sql.DB) (map[string]string, error) {
 	return settings, rows.Err()
 }
 
+// alterTable finds the tables a migration alters.
+var alterTable = regexp.MustCompile(`(?i)\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\w+)`)
+
+// altered lists the tables that the migrations the journal lacks alter.
+func (ins *Inspection) altered() []string {
+	var tables []string
+	for _, m := range migrations {
+		if m.version <= ins.Version {
+			continue
+		}
+		for _, match := range alterTable.FindAllStringSubmatch(m.sql, -1) {
+			if !slices.Contains(tables, match[1]) {
+				tables = append(tables, match[1])
+			}
+		}
+	}
+	return tables
+}
+
 // writable asks for what a write needs, keeping nothing: on SQLite, the
 // write lock and a write (user_version set to itself, in a transaction
-// rolled back), since a read-only file grants the lock; on PostgreSQL, the
-// privileges Open and the pipeline use, one by one: CREATE on the schema
-// (the migrations' CREATE TABLE IF NOT EXISTS runs at every start), and
-// SELECT, INSERT and UPDATE on each journal table there is.
+// rolled back), since a read-only file grants the lock; on PostgreSQL, a
+// database that takes writes (not a standby), then the privileges Open and
+// the pipeline use, one by one: CREATE on the schema (the migrations'
+// CREATE TABLE IF NOT EXISTS runs at every start of serve), ownership of
+// each table a pending migration alters, and SELECT, INSERT and UPDATE on
+// each journal table there is.
 func (ins *Inspection) writable(ctx context.Context, db *sql.DB, has func(string) bool) error {
 	if ins.Kind == kindSQLite {
 		tx, err := db.BeginTx(ctx, nil)
@@ -202,8 +230,25 @@ func (ins *Inspection) writable(ctx context.Context, db *sql.DB, has func(string
 		}
 		return nil
 	}
+	var readOnly bool
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()`).Scan(&readOnly); err != nil {
+		return err
+	}
+	if readOnly {
+		return errors.New("the database only takes reads (a standby, or default_transaction_read_only): point DATABASE_URL at the primary")
+	}
 	if err := check(`SELECT has_schema_privilege(current_schema(), 'CREATE')`, "CREATE on schema "+ins.Schema); err != nil {
 		return err
+	}
+	// A migration still to run that alters a table needs to own it.
+	for _, table := range ins.altered() {
+		if !has(table) {
+			continue
+		}
+		if err := check(`SELECT pg_has_role((SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1), 'USAGE')`,
+			"ownership of "+table+" (a migration alters it: connect as its owner, or ALTER TABLE "+table+" OWNER TO this user)", table); err != nil {
+			return err
+		}
 	}
 	for _, table := range journalTables {
 		if !has(table) {

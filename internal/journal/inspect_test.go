@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"fmt"
 	neturl "net/url"
 	"os"
 	"path/filepath"
@@ -82,19 +83,89 @@ func TestInspectPostgresPrivileges(t *testing.T) {
 		t.Fatalf("after OpenExisting: %+v, %v; want the schema still empty", ins, err)
 	}
 	open(t, url).Close()
-	schema := url[strings.LastIndex(url, "search_path=")+len("search_path="):]
+	schema := schemaOf(url)
+	roleURL := withRole(t, base, url, "GRANT USAGE ON SCHEMA "+schema+" TO %s", "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA "+schema+" TO %s")
+	ins, err := Inspect(ctx, roleURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.NotWritable == nil || !strings.Contains(ins.NotWritable.Error(), "CREATE on schema "+schema) ||
+		!strings.Contains(ins.NotWritable.Error(), "UPDATE on events") || strings.Contains(ins.NotWritable.Error(), "INSERT on events") {
+		t.Errorf("a user with SELECT and INSERT only: %v", ins.NotWritable)
+	}
+	// The operator commands only read and write rows: they open an up to
+	// date journal without migrating, which would need CREATE.
+	d, err := OpenExisting(ctx, roleURL)
+	if err != nil {
+		t.Fatalf("OpenExisting as a user without CREATE: %v", err)
+	}
+	if _, err := d.Sales(ctx, "a1"); err != nil {
+		t.Errorf("reading sales as that user: %v", err)
+	}
+	d.Close()
+}
+
+// What check reports on PostgreSQL beyond the table privileges: a migration
+// that alters a table its user does not own, a database that only takes
+// reads, and a schema the user may not use (which PostgreSQL hides as if
+// it did not exist).
+func TestInspectPostgresRefusals(t *testing.T) {
+	base := pgtest.Server(t, postgresTests)
+	ctx := context.Background()
+	t.Run("a migration altering a table the user does not own", func(t *testing.T) {
+		url := postgresURL(t)
+		d := open(t, url)
+		// Back to schema version 2: 0003 alters sales.
+		if _, err := d.db.Exec(`ALTER TABLE sales DROP COLUMN waits_for; DROP TABLE settings; DELETE FROM schema_migrations WHERE version >= 3`); err != nil {
+			t.Fatal(err)
+		}
+		schema := schemaOf(url)
+		ins, err := Inspect(ctx, withRole(t, base, url, "GRANT USAGE, CREATE ON SCHEMA "+schema+" TO %s", "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "+schema+" TO %s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ins.Version != 2 || ins.NotWritable == nil || !strings.Contains(ins.NotWritable.Error(), "ownership of sales") {
+			t.Errorf("version %d, NotWritable %v; want version 2 and the ownership of sales named", ins.Version, ins.NotWritable)
+		}
+	})
+	t.Run("a database that only takes reads", func(t *testing.T) {
+		url := postgresURL(t)
+		open(t, url).Close()
+		ins, err := Inspect(ctx, url+"&default_transaction_read_only=on")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ins.NotWritable == nil || !strings.Contains(ins.NotWritable.Error(), "only takes reads") {
+			t.Errorf("NotWritable %v, want the database said read-only", ins.NotWritable)
+		}
+	})
+	t.Run("a schema the user may not use", func(t *testing.T) {
+		url := postgresURL(t)
+		open(t, url).Close()
+		_, err := Inspect(ctx, withRole(t, base, url))
+		if err == nil || !strings.Contains(err.Error(), "USAGE on schema "+schemaOf(url)) {
+			t.Errorf("Inspect: %v, want the missing USAGE named", err)
+		}
+	})
+}
+
+// schemaOf is the schema a pgtest URL's search_path names.
+func schemaOf(url string) string {
+	return url[strings.LastIndex(url, "search_path=")+len("search_path="):]
+}
+
+// withRole makes a login role for the test, runs grants (each with %s for
+// the role) as the server's user, and returns url as that role.
+func withRole(t *testing.T, base, url string, grants ...string) string {
+	t.Helper()
 	role := "soldout_test_" + strings.ToLower(rand.Text()[:8])
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close() }) // after the role's cleanup, registered below
-	for _, stmt := range []string{
-		"CREATE ROLE " + role + " LOGIN",
-		"GRANT USAGE ON SCHEMA " + schema + " TO " + role,
-		"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA " + schema + " TO " + role,
-	} {
-		if _, err := admin.Exec(stmt); err != nil {
+	for _, stmt := range append([]string{"CREATE ROLE %s LOGIN"}, grants...) {
+		if _, err := admin.Exec(fmt.Sprintf(stmt, role)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,14 +179,7 @@ func TestInspectPostgresPrivileges(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.User = neturl.User(role)
-	ins, err := Inspect(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ins.NotWritable == nil || !strings.Contains(ins.NotWritable.Error(), "CREATE on schema "+schema) ||
-		!strings.Contains(ins.NotWritable.Error(), "UPDATE on events") || strings.Contains(ins.NotWritable.Error(), "INSERT on events") {
-		t.Errorf("a user with SELECT and INSERT only: %v", ins.NotWritable)
-	}
+	return u.String()
 }
 
 // A journal SQLite may lock but not write (a read-only file, here opened

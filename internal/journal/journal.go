@@ -108,16 +108,19 @@ var _ stock.Journal = (*DB)(nil)
 // schema up to date. A plain path, sqlite:<path>, sqlite://<path> or a
 // file: URI opens an SQLite file (created if missing); postgres:// and
 // postgresql:// URLs open PostgreSQL.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string) (*DB, error) { return openJournal(ctx, url, true) }
+
+// openJournal is Open, bringing the schema up to date only when migrate is set.
+func openJournal(ctx context.Context, url string, migrate bool) (*DB, error) {
 	kind, dsn, err := parseURL(url)
 	if err != nil {
 		return nil, err
 	}
 	d := &DB{kind: kind, now: time.Now}
 	if kind == kindSQLite {
-		err = explainSQLite(d.openSQLite(ctx, dsn), sqlitePath(dsn))
+		err = explainSQLite(d.openSQLite(ctx, dsn, migrate), sqlitePath(dsn))
 	} else {
-		err = d.openPostgres(ctx, dsn)
+		err = d.openPostgres(ctx, dsn, migrate)
 	}
 	if err != nil {
 		d.Close()
@@ -126,7 +129,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	return d, nil
 }
 
-func (d *DB) openSQLite(ctx context.Context, dsn string) error {
+func (d *DB) openSQLite(ctx context.Context, dsn string, migrate bool) error {
 	// SQLite creates the file, not its directory, and says only "unable to
 	// open database file".
 	if dir := filepath.Dir(sqlitePath(dsn)); dir != "" {
@@ -147,8 +150,10 @@ func (d *DB) openSQLite(ctx context.Context, dsn string) error {
 	// into group commits instead of SQLITE_BUSY retries.
 	d.db.SetMaxOpenConns(1)
 	d.db.SetMaxIdleConns(1)
-	if err = migrateWhenFree(ctx, d.migrate); err != nil {
-		return err
+	if migrate {
+		if err = migrateWhenFree(ctx, d.migrate); err != nil {
+			return err
+		}
 	}
 	if d.read, err = openSQLitePool(dsn + sep + sqliteReaderParams); err != nil {
 		return err
@@ -220,10 +225,11 @@ func openSQLitePool(dsn string) (*sql.DB, error) {
 	return sql.OpenDB(c), nil
 }
 
-func (d *DB) openPostgres(ctx context.Context, url string) error {
+// postgresConfig reads DATABASE_URL for every connection soldout opens.
+func postgresConfig(url string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return stock.Wrap(stock.Misconfigured, err, "journal: DATABASE_URL")
+		return nil, stock.Wrap(stock.Misconfigured, err, "journal: DATABASE_URL")
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = postgresConnectTimeout
@@ -231,6 +237,20 @@ func (d *DB) openPostgres(ctx context.Context, url string) error {
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		// Lets a DBA tell soldout's sessions apart in pg_stat_activity.
 		cfg.RuntimeParams["application_name"] = "soldout"
+	}
+	// The journal's statements are written for READ COMMITTED, PostgreSQL's
+	// default: a database set to REPEATABLE READ or SERIALIZABLE would take
+	// a migration's snapshot before its lock wait (replicas starting
+	// together would run a migration twice), and turn lost races into
+	// serialization failures.
+	cfg.RuntimeParams["default_transaction_isolation"] = "read committed"
+	return cfg, nil
+}
+
+func (d *DB) openPostgres(ctx context.Context, url string, migrate bool) error {
+	cfg, err := postgresConfig(url)
+	if err != nil {
+		return err
 	}
 	d.db = stdlib.OpenDB(*cfg)
 	d.read = d.db
@@ -240,8 +260,10 @@ func (d *DB) openPostgres(ctx context.Context, url string) error {
 	if err := d.db.PingContext(ctx); err != nil {
 		return err
 	}
-	if err := d.migrate(ctx); err != nil {
-		return err
+	if migrate {
+		if err := d.migrate(ctx); err != nil {
+			return err
+		}
 	}
 	return d.st.prepare(ctx, kindPostgres, d.db, d.db)
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"soldout/internal/stock"
 )
@@ -96,6 +100,13 @@ func notAnotherApplicationsFile(ctx context.Context, tx *sql.Tx) error {
 	return stock.Errorf(stock.Misconfigured, "journal: the file holds another application's tables (%s), not a journal: point DATABASE_URL at soldout's journal, or at a new file", strings.Join(others[:min(len(others), 5)], ", "))
 }
 
+// migrationLockTimeout bounds how long a migration on PostgreSQL waits for
+// a table's lock. A var for tests.
+var migrationLockTimeout = 5 * time.Second
+
+// pgLockNotAvailable is the SQLSTATE of a lock_timeout.
+const pgLockNotAvailable = "55P03"
+
 // migrate applies the migrations the journal lacks, all in one
 // transaction: a new journal costs one commit (one fsync) instead of one per
 // migration, and a failure leaves none of them applied. Replicas that start
@@ -111,6 +122,12 @@ func (d *DB) migrate(ctx context.Context) error {
 	defer tx.Rollback()
 	if d.kind == kindPostgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+			return err
+		}
+		// An ALTER waits for every open transaction on its table, and the
+		// running replicas' statements queue behind it: better give up and
+		// say who is in the way than stall their webhooks.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, migrationLockTimeout.Milliseconds())); err != nil {
 			return err
 		}
 	} else if err := notAnotherApplicationsFile(ctx, tx); err != nil {
@@ -136,6 +153,10 @@ func (d *DB) migrate(ctx context.Context) error {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == pgLockNotAvailable {
+				return stock.Wrap(stock.Unavailable, err, "journal: migration %s waited %v for a table that another session's open transaction holds (a long query, a psql session left in a transaction?); nothing was changed: find it with SELECT pid, state, query FROM pg_stat_activity WHERE datname = current_database(), end it, and start soldout serve again",
+					m.name, migrationLockTimeout)
+			}
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,

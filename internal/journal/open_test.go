@@ -245,3 +245,45 @@ func TestOpenRefusesAnotherApplicationsFile(t *testing.T) {
 		t.Errorf("after the refusal: %+v, %v; want the file as it was", ins, err)
 	}
 }
+
+// A database whose default isolation is stricter than READ COMMITTED (set by
+// a DBA with ALTER DATABASE, or in DATABASE_URL) still lets replicas that
+// start together migrate it once: the journal's sessions run at READ
+// COMMITTED, which its statements are written for.
+func TestPostgresStricterDefaultIsolation(t *testing.T) {
+	for _, iso := range []string{"repeatable%20read", "serializable"} {
+		t.Run(iso, func(t *testing.T) {
+			testConcurrentOpen(t, postgresURL(t)+"&default_transaction_isolation="+iso)
+		})
+	}
+}
+
+// A migration that must wait for a table another session holds (an open
+// transaction reading sales) gives up after migrationLockTimeout, changes
+// nothing and says how to find the blocker, instead of queueing every
+// running replica's statements behind its lock.
+func TestPostgresMigrationGivesUpOnALock(t *testing.T) {
+	url := postgresURL(t)
+	d := open(t, url)
+	// Back to schema version 2: 0003 alters sales, 0004 creates settings.
+	if _, err := d.db.Exec(`ALTER TABLE sales DROP COLUMN waits_for; DROP TABLE settings; DELETE FROM schema_migrations WHERE version >= 3`); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := d.db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback()
+	if _, err := reader.Exec(`SELECT count(*) FROM sales`); err != nil {
+		t.Fatal(err)
+	}
+	defer func(was time.Duration) { migrationLockTimeout = was }(migrationLockTimeout)
+	migrationLockTimeout = 200 * time.Millisecond
+	_, err = Open(context.Background(), url)
+	if stock.ErrorCode(err) != stock.Unavailable || !strings.Contains(err.Error(), "pg_stat_activity") {
+		t.Fatalf("Open while sales is held: %v, want Unavailable naming pg_stat_activity", err)
+	}
+	if v, err := d.SchemaVersion(context.Background()); err != nil || v != 2 {
+		t.Errorf("schema version %d, %v after the refused migration, want 2 left as it was", v, err)
+	}
+}
