@@ -39,7 +39,7 @@ type fulfilEnv struct {
 // fulfilSecret is the webhook signing secret of newFulfilEnv's server.
 const fulfilSecret = "whsec_fulfil_test_0123456789"
 
-func newFulfilEnv(t *testing.T, withKey bool, limiter *httpapi.ClientLimiter) *fulfilEnv {
+func newFulfilEnv(t testing.TB, withKey bool, limiter *httpapi.ClientLimiter) *fulfilEnv {
 	t.Helper()
 	e := &fulfilEnv{lake: memlake.New("production", "sk-test"), stripe: stripetest.New(), obs: &recorder{}, logs: &logLines{}}
 	t.Cleanup(e.stripe.Close)

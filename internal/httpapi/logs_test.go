@@ -27,6 +27,20 @@ func (l *logLines) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
+// len is how much has been logged so far, a mark for since.
+func (l *logLines) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Len()
+}
+
+// since returns what was logged after mark.
+func (l *logLines) since(mark int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()[mark:]
+}
+
 // find returns the lines at level whose message contains text.
 func (l *logLines) find(t *testing.T, level, text string) []map[string]any {
 	t.Helper()
