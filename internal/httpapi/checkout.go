@@ -86,7 +86,7 @@ func handleCheckout(log *slog.Logger, refused *refusals, store *Storefront, budg
 		endHold("", time.Time{})
 		status := writeStorefrontError(w, err)
 		code := stock.ErrorCode(err)
-		refused.Log(r.Context(), refusalLevel(err), "checkout:"+string(code), "checkout refused", "artwork_id", truncated(id), "status", status,
+		refused.Log(r.Context(), refusalLevel(err), refusalKind("checkout", err, id), "checkout refused", "artwork_id", truncated(id), "status", status,
 			"code", code, "err", err, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }
@@ -134,7 +134,7 @@ func handleAvailability(refused *refusals, checkout *stock.Checkout, budget time
 		a, err := checkout.Availability(ctx, id)
 		if err != nil {
 			status, code := writeStorefrontError(w, err), stock.ErrorCode(err)
-			refused.Log(ctx, refusalLevel(err), "availability:"+string(code), "availability not answered", "artwork_id", truncated(id), "status", status, "code", code, "err", err)
+			refused.Log(ctx, refusalLevel(err), refusalKind("availability", err, id), "availability not answered", "artwork_id", truncated(id), "status", status, "code", code, "err", err)
 			return
 		}
 		ans := availabilityAnswer{Available: a.Available}
@@ -146,6 +146,18 @@ func handleAvailability(refused *refusals, checkout *stock.Checkout, budget time
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, ans)
 	})
+}
+
+// refusalKind is the throttle's kind of a storefront line: by route and
+// code, and by artwork too when a person must fix that artwork (a price its
+// currency cannot take), so that one piece's lines do not hide another's.
+// An outage's lines are one kind whatever the artwork.
+func refusalKind(route string, err error, artworkID string) string {
+	kind := route + ":" + string(stock.ErrorCode(err))
+	if refusalLevel(err) == slog.LevelError {
+		kind += ":" + truncated(artworkID)
+	}
+	return kind
 }
 
 // truncated keeps log lines short whatever a client sent (an id, an origin).

@@ -528,8 +528,14 @@ func TestLapsedReservationWithoutEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.advance(shopHeldAfter)
-		wantAvailability(t, r, "art-1", false, time.Time{}) // no Buy button that could only fail
+		for range 5 {
+			wantAvailability(t, r, "art-1", false, time.Time{}) // no Buy button that could only fail
+		}
 		wantBody(t, "after the hold", r.buy("art-1", "198.51.100.2"), 409, `{"error":"sold"}`)
+		// Complete is final: the page loads and the Buy asked Stripe once.
+		if n := s.stripe.Requests(stripetest.EndpointRetrieve); n != 1 {
+			t.Errorf("Stripe asked %d times about the lapsed session, want once", n)
+		}
 		if n := s.stripe.Requests(stripetest.EndpointCreate); n != 1 {
 			t.Errorf("%d sessions opened, want 1", n)
 		}
@@ -537,6 +543,20 @@ func TestLapsedReservationWithoutEvents(t *testing.T) {
 			t.Errorf("late completion: outcome %s", out)
 		}
 		wantBody(t, "after the webhook", r.buy("art-1", "198.51.100.2"), 409, `{"error":"sold"}`)
+	})
+	t.Run("Stripe failing while a page asks", func(t *testing.T) {
+		s := newShop(t)
+		s.artwork("art-1")
+		r := s.replica(sqliteJournal(t), nil)
+		r.mustBuy(t, "art-1")
+		s.advance(shopHeldAfter)
+		s.stripe.FailNext(10, http.StatusInternalServerError)
+		// A page load is no reason to fail: Sanity's answer stands, and
+		// the Buy asks Stripe again.
+		wantAvailability(t, r, "art-1", true, time.Time{})
+		if lines := s.logs.find(t, "WARN", "answering from Sanity"); len(lines) != 1 {
+			t.Errorf("%d WARN lines about Stripe failing, want 1", len(lines))
+		}
 	})
 	t.Run("delayed payment failed, its completion never applied", func(t *testing.T) {
 		s := newShop(t)
@@ -810,6 +830,27 @@ func TestHoldsPerClient(t *testing.T) {
 	s.advance(first.ExpiresAt.Add(stock.ReservationGrace).Sub(s.clock()) + time.Second)
 	if rec := r.buy("art-5", "198.51.100.1"); rec.Code != http.StatusOK {
 		t.Errorf("after its first hold's time was up: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// A hold ends with its own session's reservation: once that expired, the
+// piece's row may be another buyer's open claim, which is no hold of the
+// first buyer's.
+func TestHoldEndsWhenAnotherBuyerTakesThePiece(t *testing.T) {
+	s := newShop(t)
+	s.holds = 1
+	s.artwork("art-1")
+	s.artwork("art-2")
+	r := s.replica(sqliteJournal(t), nil)
+	first := r.mustBuy(t, "art-1")
+	if out := r.event(t, 1, stock.CheckoutExpired, first.SessionID, "art-1"); out != string(stock.OutcomeReleased) {
+		t.Fatalf("expiry: outcome %s", out)
+	}
+	if rec := r.buy("art-1", "203.0.113.9"); rec.Code != http.StatusOK {
+		t.Fatalf("another buyer: %d %s", rec.Code, rec.Body)
+	}
+	if rec := r.buy("art-2", "198.51.100.1"); rec.Code != http.StatusOK {
+		t.Errorf("the first buyer, whose hold expired: %d %s", rec.Code, rec.Body)
 	}
 }
 

@@ -43,7 +43,7 @@ func allowOrigins(cfg Config, h http.Handler) http.Handler {
 		if r.Method == http.MethodPost && origin != "" && !ok {
 			// A typo in the setting looks like this too: every Buy and every
 			// success page failing. Another site's page posting does as well.
-			cfg.refusals.Log(r.Context(), slog.LevelWarn, "origin", "browser POST refused: its origin is not in SOLDOUT_ALLOWED_ORIGINS; if it is the shop's own page, add it there exactly (scheme, host, port) and restart",
+			cfg.refusals.Log(r.Context(), slog.LevelWarn, "origin:"+truncated(origin), "browser POST refused: its origin is not in SOLDOUT_ALLOWED_ORIGINS; if it is the shop's own page, add it there exactly (scheme, host, port) and restart",
 				"origin", truncated(origin), "path", r.URL.Path, "remote", r.RemoteAddr)
 			writeError(w, stock.Errorf(stock.Invalid, "origin %.100q may not call soldout from a browser: list it in SOLDOUT_ALLOWED_ORIGINS", origin))
 			return

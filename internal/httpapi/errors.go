@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -37,8 +38,16 @@ func statusFor(code stock.Code) int {
 // id), WARN when a dependency is down or slow (the client's retry, or the
 // webhook, settles it), ERROR when a person must act (a setting, a bug).
 func refusalLevel(err error) slog.Level {
+	// A setting or a bug anywhere in the chain needs a person, though an
+	// outer layer classified the failure (Stripe refusing the key is an
+	// upstream failure around a misconfigured one).
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if se, ok := e.(*stock.Error); ok && (se.Code == stock.Misconfigured || se.Code == stock.Internal) {
+			return slog.LevelError
+		}
+	}
 	switch code := stock.ErrorCode(err); {
-	case code == stock.Misconfigured || code == stock.Internal:
+	case code == stock.Internal: // not a *stock.Error: unexpected
 		return slog.LevelError
 	case statusFor(code) >= 500:
 		return slog.LevelWarn

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -88,8 +89,9 @@ func TestSignedEventSoldoutCannotRead(t *testing.T) {
 			t.Fatalf("delivery %d: answer %d %s, want 500 misconfigured", delivery, rec.Code, rec.Body)
 		}
 		ev, err := e.journal.Event(context.Background(), "evt_shape")
-		if err != nil || ev.Outcome != stock.OutcomeFailed || ev.Attempts != delivery || !strings.Contains(ev.LastError, "cannot read") || !bytes.Equal(ev.Payload, unreadable) {
-			t.Fatalf("delivery %d journaled as %+v, %v; want failed, %d attempts, why, and the payload", delivery, ev, err, delivery)
+		if err != nil || ev.Outcome != stock.OutcomeFailed || ev.Attempts != delivery || !strings.Contains(ev.LastError, "cannot read") || !bytes.Equal(ev.Payload, unreadable) ||
+			ev.SessionID != "cs_test_shape" || !slices.Equal(ev.ArtworkIDs, []string{"art-1"}) {
+			t.Fatalf("delivery %d journaled as %+v, %v; want failed, %d attempts, why, the payload, the session and its artwork", delivery, ev, err, delivery)
 		}
 	}
 	lines := e.logs.find(t, "ERROR", "until a person fixes")
@@ -100,8 +102,25 @@ func TestSignedEventSoldoutCannotRead(t *testing.T) {
 		t.Error("an event soldout could not read changed the artwork")
 	}
 
-	// Signed but not an event at all: nothing to journal it under, still 500.
+	// An event already applied stays so: a copy of it this soldout cannot
+	// read (one replica older than another, in a rolling upgrade) is a
+	// duplicate, not a failure for Stripe to retry for days.
+	e.artwork("art-2")
+	applied := stripehook.Sample{EventID: "evt_applied", Type: stock.CheckoutCompleted, SessionID: "cs_test_applied",
+		ArtworkIDs: []string{"art-2"}, AmountTotal: 90000}.JSON()
 	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, signed(applied))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("the readable delivery: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	e.h.ServeHTTP(rec, signed(bytes.Replace(applied, []byte(`"amount_total":90000`), []byte(`"amount_total":"90000"`), 1)))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"outcome":"duplicate"`) {
+		t.Errorf("an unreadable copy of an applied event: %d %s, want 200 duplicate", rec.Code, rec.Body)
+	}
+
+	// Signed but not an event at all: nothing to journal it under, still 500.
+	rec = httptest.NewRecorder()
 	e.h.ServeHTTP(rec, signed([]byte(`{"hello":"world"}`)))
 	if rec.Code != http.StatusInternalServerError {
 		t.Errorf("signed non-event: answer %d %s, want 500", rec.Code, rec.Body)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -122,5 +123,37 @@ func TestBrowsersSeeNoInternals(t *testing.T) {
 				t.Errorf("%s, %v: %d %s; want %d, details shown: %v", name, tt.err, rec.Code, rec.Body, tt.status, tt.told)
 			}
 		}
+	}
+}
+
+// The throttle keeps apart what a person fixes separately: the kinds of a
+// storefront line name the artwork only when its own data is at fault, and
+// a line's level is part of its kind.
+func TestRefusalKinds(t *testing.T) {
+	badPrice := stock.Errorf(stock.Misconfigured, "artwork a1: price 19.999 has more decimals than EUR")
+	outage := stock.Errorf(stock.Unavailable, "sanity doc: connection refused")
+	revoked := stock.Wrap(stock.Upstream, stock.Errorf(stock.Misconfigured, "STRIPE_SECRET_KEY was refused by Stripe"), "creating a checkout session")
+	if refusalKind("checkout", badPrice, "a1") == refusalKind("checkout", badPrice, "a2") {
+		t.Error("two artworks with bad prices share a kind")
+	}
+	if refusalKind("checkout", outage, "a1") != refusalKind("checkout", outage, "a2") {
+		t.Error("an outage's lines are a kind per artwork")
+	}
+	if refusalLevel(revoked) != slog.LevelError {
+		t.Errorf("a revoked key under an upstream failure: %v, want ERROR", refusalLevel(revoked))
+	}
+
+	r := newRefusals(slog.New(slog.DiscardHandler))
+	now := time.Unix(1000, 0)
+	for i := range maxRefusalKinds + 10 {
+		if ok, _ := r.allow(fmt.Sprint("origin:", i), now); !ok && i < maxRefusalKinds {
+			t.Fatalf("kind %d held back", i)
+		}
+	}
+	if len(r.kinds) > maxRefusalKinds+1 {
+		t.Errorf("%d kinds tracked, want at most %d and the shared one", len(r.kinds), maxRefusalKinds)
+	}
+	if ok, _ := r.allow("origin:new", now.Add(refusalLogEvery)); !ok {
+		t.Error("once the old kinds could log again, a new kind is held back")
 	}
 }

@@ -225,6 +225,15 @@ func openSQLitePool(dsn string) (*sql.DB, error) {
 	return sql.OpenDB(c), nil
 }
 
+// pgTx begins the journal's transactions on PostgreSQL at READ COMMITTED,
+// the default its statements are written for, whatever the database's: a
+// database set to REPEATABLE READ or SERIALIZABLE would take a migration's
+// snapshot before its lock wait (replicas starting together would run a
+// migration twice), and turn lost races into serialization failures. Said
+// in each BEGIN rather than as a startup parameter, which pgbouncer
+// refuses.
+var pgTx = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+
 // postgresConfig reads DATABASE_URL for every connection soldout opens.
 func postgresConfig(url string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(url)
@@ -238,12 +247,6 @@ func postgresConfig(url string) (*pgx.ConnConfig, error) {
 		// Lets a DBA tell soldout's sessions apart in pg_stat_activity.
 		cfg.RuntimeParams["application_name"] = "soldout"
 	}
-	// The journal's statements are written for READ COMMITTED, PostgreSQL's
-	// default: a database set to REPEATABLE READ or SERIALIZABLE would take
-	// a migration's snapshot before its lock wait (replicas starting
-	// together would run a migration twice), and turn lost races into
-	// serialization failures.
-	cfg.RuntimeParams["default_transaction_isolation"] = "read committed"
 	return cfg, nil
 }
 
@@ -402,7 +405,7 @@ func (d *DB) atomically(ctx context.Context, several bool, fn func(ctx context.C
 	if !several {
 		return fn(ctx, same)
 	}
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := d.db.BeginTx(ctx, pgTx)
 	if err != nil {
 		return err
 	}

@@ -115,7 +115,11 @@ const pgLockNotAvailable = "55P03"
 // version; on PostgreSQL an advisory lock, released at commit, plays that
 // part.
 func (d *DB) migrate(ctx context.Context) error {
-	tx, err := d.db.BeginTx(ctx, nil)
+	var opts *sql.TxOptions
+	if d.kind == kindPostgres {
+		opts = pgTx
+	}
+	tx, err := d.db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -947,3 +947,65 @@ func TestArtworkResultsInTextLogs(t *testing.T) {
 		t.Errorf("text line %q", logged.String())
 	}
 }
+
+// changingCatalog finds the document changed at every write, as under an
+// editor saving again and again.
+type changingCatalog struct{ stock.Catalog }
+
+func (changingCatalog) SetAvailable(context.Context, string, bool, []stock.Variant) error {
+	return stock.Wrap(stock.Conflict, stock.ErrRevisionMismatch, "sanity mutate")
+}
+
+// blockingCatalog holds its writes until released, or until their context
+// ends.
+type blockingCatalog struct {
+	stock.Catalog
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (c blockingCatalog) SetAvailable(ctx context.Context, txID string, available bool, vs []stock.Variant) error {
+	select {
+	case c.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-c.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return c.Catalog.SetAvailable(ctx, txID, available, vs)
+}
+
+// Other writers that keep an artwork busy until the budget runs out are
+// contention, which a later delivery settles (ErrContended: the webhook
+// logs it at WARN), not a fault: an artwork that kept changing in Sanity,
+// and a delivery that waited for another one of the same artwork.
+func TestContentionIsErrContended(t *testing.T) {
+	t.Run("kept changing in Sanity", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		f := e.fulfillerWith("p1", changingCatalog{e.catalog(token)}, e.journal)
+		if _, err := e.handle(f, paid("evt_1", "cs_1", "a1")); !errors.Is(err, stock.ErrContended) || stock.ErrorCode(err) != stock.Unavailable {
+			t.Errorf("err = %v, want Unavailable wrapping ErrContended", err)
+		}
+	})
+	t.Run("waiting for another delivery", func(t *testing.T) {
+		e := newEnv(t)
+		e.artwork("a1")
+		slow := blockingCatalog{e.catalog(token), make(chan struct{}, 1), make(chan struct{})}
+		f := e.fulfillerWith("p1", slow, e.journal)
+		done := make(chan error, 1)
+		go func() { _, err := e.handle(f, paid("evt_1", "cs_1", "a1")); done <- err }()
+		<-slow.entered
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if _, err := f.Handle(ctx, paid("evt_2", "cs_2", "a1")); !errors.Is(err, stock.ErrContended) || stock.ErrorCode(err) != stock.Unavailable {
+			t.Errorf("err = %v, want Unavailable wrapping ErrContended", err)
+		}
+		close(slow.release)
+		if err := <-done; err != nil {
+			t.Errorf("the first delivery: %v", err)
+		}
+	})
+}

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -169,7 +170,22 @@ type Checkout struct {
 	// DefaultCurrency prices artworks that have no currency.
 	DefaultCurrency string
 	Now             func() time.Time
+
+	mu    sync.Mutex
+	ended map[string]endedSession // lapsed reservations' sessions Stripe called ended, by id
 }
+
+// endedSession is Stripe's final word on a lapsed reservation's session.
+type endedSession struct {
+	complete bool // else expired (or unknown to Stripe)
+	at       time.Time
+}
+
+// endedKept is how long Stripe's final word on a lapsed reservation's
+// session is taken as said: complete and expired are final, and the
+// piece's page loads must not each ask Stripe again while the webhook is
+// late.
+const endedKept = 10 * time.Minute
 
 func (c *Checkout) now() time.Time {
 	if c.Now != nil {
@@ -275,29 +291,67 @@ func (c *Checkout) request(p Product) (CheckoutRequest, error) {
 // down): Stripe is asked before the piece is offered again, so that a late
 // webhook cannot turn into a double sale.
 func (c *Checkout) settleLapsed(ctx context.Context, id string, now time.Time) error {
-	cur, err := c.Reservations.Reservation(ctx, id)
-	if err != nil || cur == nil || cur.State != ReservationOpen {
+	cur, err := c.lapsed(ctx, id, now)
+	if cur == nil || err != nil {
 		return err
 	}
-	if cur.Live(now) {
-		return reserved(id, cur.HeldUntil)
-	}
-	if cur.SessionID == "" {
-		return nil // Stripe never answered that claim: nobody holds a link to pay with
-	}
-	s, err := c.Sessions.Session(ctx, cur.SessionID)
-	switch {
-	case ErrorCode(err) == NotFound:
-	case err != nil:
-		return Wrap(Upstream, err, "asking Stripe whether the lapsed checkout of artwork %s was paid", id)
-	case s.Status == SessionComplete:
-		return sold(id) // its webhook will mark the artwork and end the reservation
-	case s.Status == SessionOpen:
-		// Stripe's clock is behind soldout's: it expires the session soon.
-		return reserved(id, now.Add(ReservationGrace))
+	if err := c.askStripe(ctx, cur, now); err != nil {
+		return err
 	}
 	_, _, err = c.Reservations.EndReservation(ctx, cur.SessionID, ReservationExpired, now)
 	return err
+}
+
+// lapsed returns the artwork's reservation when it is open past its hold
+// with a session someone may have paid; a live one is a reserved error.
+func (c *Checkout) lapsed(ctx context.Context, id string, now time.Time) (*Reservation, error) {
+	cur, err := c.Reservations.Reservation(ctx, id)
+	switch {
+	case err != nil || cur == nil || cur.State != ReservationOpen:
+		return nil, err
+	case cur.Live(now):
+		return nil, reserved(id, cur.HeldUntil)
+	case cur.SessionID == "":
+		return nil, nil // Stripe never answered that claim: nobody holds a link to pay with
+	}
+	return cur, nil
+}
+
+// askStripe says whether a lapsed reservation's session still holds the
+// piece: sold when it completed (its webhook will mark the artwork and end
+// the reservation), reserved while Stripe still has it open, nil when it
+// expired or Stripe has no such session.
+func (c *Checkout) askStripe(ctx context.Context, cur *Reservation, now time.Time) error {
+	c.mu.Lock()
+	ended, known := c.ended[cur.SessionID]
+	for session, e := range c.ended {
+		if now.Sub(e.at) > endedKept {
+			delete(c.ended, session)
+		}
+	}
+	c.mu.Unlock()
+	if !known || now.Sub(ended.at) > endedKept {
+		s, err := c.Sessions.Session(ctx, cur.SessionID)
+		switch {
+		case ErrorCode(err) == NotFound:
+		case err != nil:
+			return Wrap(Upstream, err, "asking Stripe whether the lapsed checkout of artwork %s was paid", cur.ArtworkID)
+		case s.Status == SessionOpen:
+			// Stripe's clock is behind soldout's: it expires the session soon.
+			return reserved(cur.ArtworkID, now.Add(ReservationGrace))
+		}
+		ended = endedSession{complete: err == nil && s.Status == SessionComplete, at: now}
+		c.mu.Lock()
+		if c.ended == nil {
+			c.ended = map[string]endedSession{}
+		}
+		c.ended[cur.SessionID] = ended
+		c.mu.Unlock()
+	}
+	if ended.complete {
+		return sold(cur.ArtworkID)
+	}
+	return nil
 }
 
 // claim takes the artwork's reservation for a new claim. It runs to its
@@ -352,11 +406,22 @@ func (c *Checkout) Availability(ctx context.Context, artworkID string) (Availabi
 	if err != nil {
 		return Availability{}, err
 	}
-	// As a Buy would decide: a reservation past its hold whose session was
-	// paid means sold, though the webhook is still on its way (Stripe is
-	// asked once; a session it expired ends the reservation).
+	now := c.now()
+	cur, err := c.lapsed(ctx, artworkID, now)
+	if cur != nil {
+		// As a Buy would decide: a reservation past its hold whose session
+		// was paid means sold, though the webhook is still on its way. A
+		// page load is no reason to fail: when Stripe cannot tell, Sanity's
+		// answer stands (a Buy asks again), and a session Stripe expired
+		// is ended by the next Buy.
+		if err = c.askStripe(ctx, cur, now); ErrorCode(err) == Upstream {
+			c.Logger.Warn("availability: Stripe could not say whether a lapsed checkout was paid; answering from Sanity (a Buy asks again)",
+				"artwork_id", artworkID, "session_id", cur.SessionID, "err", err)
+			err = nil
+		}
+	}
 	var re *ReservedError
-	switch err := c.settleLapsed(ctx, artworkID, c.now()); {
+	switch {
 	case errors.As(err, &re):
 		return Availability{ReservedUntil: re.Until}, nil
 	case errors.Is(err, ErrSold):

@@ -591,4 +591,14 @@ func TestAnswerThatIsNotASession(t *testing.T) {
 			checkErr(t, err, stock.Unavailable, "")
 		})
 	}
+	t.Run("a created session without its url", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"id":"cs_test_a1","object":"checkout.session","status":"open"}`))
+		}))
+		defer srv.Close()
+		c := newClient(t, stripeapi.Config{SecretKey: stripetest.SecretKey, APIBase: srv.URL, MaxNetworkRetries: -1})
+		_, err := c.CreateSession(t.Context(), stripeapi.CreateParams{ArtworkID: "a1", ProductName: "Heron", UnitAmount: 1000, Currency: "eur"})
+		checkErr(t, err, stock.Unavailable, "")
+	})
 }

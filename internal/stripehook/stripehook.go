@@ -225,8 +225,9 @@ type wireSession struct {
 // destination's v2.core.event) decodes without a session too: signed by
 // Stripe, it is journaled and ignored rather than refused, which Stripe
 // would retry for days. A checkout event whose object is not a Checkout
-// Session is an error, returned with the event as far as its envelope
-// tells, so that the caller can journal what it refuses.
+// Session is an error, returned with the event as far as it was read (its
+// envelope, the session's id and artworks), so that the caller can journal
+// what it refuses.
 func Decode(body []byte) (stock.Event, error) {
 	var w wireEvent
 	err := json.Unmarshal(body, &w)
@@ -236,7 +237,12 @@ func Decode(body []byte) (stock.Event, error) {
 	switch {
 	case err == nil:
 	case inObject && checkout:
-		return w.head(body), stock.Wrap(stock.Invalid, err, "data.object of %s is not a Checkout Session", w.Type)
+		// Unmarshal read the rest of the object: the session and its
+		// artworks, as far as they were read, name the event in the journal.
+		ev := w.head(body)
+		ev.Session.ID = w.Data.Object.ID
+		ev.Session.ReadMetadata(w.Data.Object.Metadata)
+		return ev, stock.Wrap(stock.Invalid, err, "data.object of %s is not a Checkout Session", w.Type)
 	case inObject:
 		// Another type's object (an invoice, say) need not fit a session.
 		// Unmarshal reports only the first mismatch, so the envelope is
