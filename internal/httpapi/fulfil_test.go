@@ -270,7 +270,8 @@ func TestFulfilSharedLimit(t *testing.T) {
 }
 
 // TestFulfilCountsARefusedOrigin: a post from another site's page is
-// refused before the limit and the pipeline, and still counted.
+// refused before the limit and the pipeline, and still counted, with a line
+// that names the setting: a typo in it fails every Buy and success page.
 func TestFulfilCountsARefusedOrigin(t *testing.T) {
 	e := newFulfilEnv(t, true, nil)
 	req := httptest.NewRequest(http.MethodPost, "/api/fulfil", strings.NewReader("session_id=cs_test_x"))
@@ -283,6 +284,9 @@ func TestFulfilCountsARefusedOrigin(t *testing.T) {
 	}
 	if got := e.obs.count("fulfil invalid 400"); got != 1 {
 		t.Errorf("refused posts counted: %d", got)
+	}
+	if lines := e.logs.find(t, "WARN", "SOLDOUT_ALLOWED_ORIGINS"); len(lines) != 1 || lines[0]["origin"] != "https://evil.example" {
+		t.Errorf("WARN lines %v, want one naming the origin", lines)
 	}
 }
 

@@ -168,24 +168,6 @@ func TestWebhookRefusalsAreThrottled(t *testing.T) {
 	}
 }
 
-// A POST from a page whose origin is not listed is refused with a line that
-// names the setting: a typo in it fails every Buy and every success page.
-func TestOriginRefusalIsLogged(t *testing.T) {
-	e := newFulfilEnv(t, true, nil)
-	req := httptest.NewRequest(http.MethodPost, "/api/fulfil", strings.NewReader(`{"session_id":"cs_test_a"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", "https://shop.example.co")
-	rec := httptest.NewRecorder()
-	e.h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusBadRequest {
-		t.Fatalf("answer %d %s, want 400", rec.Code, rec.Body)
-	}
-	lines := e.logs.find(t, "WARN", "SOLDOUT_ALLOWED_ORIGINS")
-	if len(lines) != 1 || lines[0]["origin"] != "https://shop.example.co" {
-		t.Errorf("WARN lines %v, want one naming the origin", lines)
-	}
-}
-
 // A storefront request refused for its own fault is logged too, at INFO:
 // the brief is a clear error and a log line for every bad input.
 func TestAvailabilityRefusalIsLogged(t *testing.T) {
