@@ -62,7 +62,7 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	fs := flag.NewFlagSet("events list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := sharedFlags(fs, "database-url")
-	since := fs.Duration("since", 24*time.Hour, "only events first received within this long, e.g. 1h or 168h (0: all)")
+	since := sinceFlag(fs, 24*time.Hour, "only events first received within this long, e.g. 1h, 168h or 7d (0: all)")
 	typ := fs.String("type", "", "only this event type, e.g. checkout.session.completed")
 	outcome := fs.String("outcome", "", "only this outcome, e.g. double_sale; not_applied for failed or unfinished events")
 	artwork := fs.String("artwork", "", "only events naming this artwork id")
@@ -110,7 +110,11 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 		return printJSON(stdout, views)
 	}
 	if len(recs) == 0 {
-		fmt.Fprintf(stdout, "no events match (journal: %s)\n", db.Kind())
+		fmt.Fprintf(stdout, "no events match (journal: %s)", db.Kind())
+		if *since > 0 {
+			fmt.Fprintf(stdout, " in the last %s; -since 0 looks at all", *since)
+		}
+		fmt.Fprintln(stdout)
 		return nil
 	}
 	tw := newTable(stdout)

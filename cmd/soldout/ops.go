@@ -8,7 +8,9 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"soldout/internal/journal"
 )
@@ -27,6 +29,33 @@ func sharedFlags(fs *flag.FlagSet, names ...string) configFlags {
 		fs.Var(f.Value, f.Name, f.Usage)
 	}
 	return flags
+}
+
+// sinceFlag is a duration flag that also takes whole days (3d, 7d), as the
+// runbook counts Stripe's retries.
+func sinceFlag(fs *flag.FlagSet, value time.Duration, usage string) *time.Duration {
+	d := value
+	fs.Var((*days)(&d), "since", usage)
+	return &d
+}
+
+type days time.Duration
+
+func (d *days) String() string { return time.Duration(*d).String() }
+
+func (d *days) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if v, err := strconv.Atoi(n); err == nil && v >= 0 {
+			*d = days(time.Duration(v) * 24 * time.Hour)
+			return nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return errors.New("a duration like 3d, 72h or 30m")
+	}
+	*d = days(v)
+	return nil
 }
 
 func jsonFlag(fs *flag.FlagSet) *bool {

@@ -192,7 +192,9 @@ func TestOpsEventsAndSales(t *testing.T) {
 	if out := o.ok("events", "list", "-limit", "6"); strings.Contains(out, "newest") {
 		t.Errorf("events list -limit 6 of 6 events says that there may be more:\n%s", out)
 	}
-	wantIn(t, "events list (none)", o.ok("events", "list", "-outcome", "held", "-artwork", "art-1"), "no events match")
+	wantIn(t, "events list (none)", o.ok("events", "list", "-outcome", "held", "-artwork", "art-1"), "no events match", "in the last 24h0m0s", "-since 0")
+	// Days, as the runbook counts Stripe's retries.
+	wantIn(t, "events list -since 7d", o.ok("events", "list", "-since", "7d"), sale.EventID)
 
 	show := o.ok("events", "show", ghost.EventID)
 	wantIn(t, "events show", show, "failed", "last error", "art-ghost", "does not exist", "soldout replay "+ghost.EventID, "Payload:", `"object": "event"`)
@@ -817,5 +819,28 @@ func TestOpsStripeModeIsTheServers(t *testing.T) {
 	}
 	if !strings.Contains(modeless.logs.all(), "ran this journal in live mode") {
 		t.Error("a serve without a mode on a journal run in live mode says nothing")
+	}
+}
+
+func TestSinceTakesDays(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"3d", 72 * time.Hour, true},
+		{"0d", 0, true},
+		{"168h", 168 * time.Hour, true},
+		{"90m", 90 * time.Minute, true},
+		{"0", 0, true},
+		{"-1d", 0, false},
+		{"-5h", 0, false},
+		{"three days", 0, false},
+	} {
+		var d days
+		err := d.Set(tt.in)
+		if (err == nil) != tt.ok || err == nil && time.Duration(d) != tt.want {
+			t.Errorf("-since %s: %v, %v; want %v (ok %v)", tt.in, time.Duration(d), err, tt.want, tt.ok)
+		}
 	}
 }

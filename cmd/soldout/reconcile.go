@@ -82,7 +82,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := sharedFlags(fs, "database-url", "log-format", "budget", "sanity-rate")
-	since := fs.Duration("since", 72*time.Hour, "check the sessions created within this long (Stripe retries webhooks for 3 days)")
+	since := sinceFlag(fs, 72*time.Hour, "check the sessions created within this long, e.g. 168h or 7d (Stripe retries webhooks for 3 days)")
 	apply := fs.Bool("apply", false, "fix what can be fixed, through the same pipeline as the webhook")
 	asJSON := jsonFlag(fs)
 	fs.Usage = commandUsage(stderr, "reconcile [flags]", reconcileSynopsis, fs.PrintDefaults)

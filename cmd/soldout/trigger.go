@@ -52,7 +52,7 @@ type triggerReport struct {
 func runTrigger(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	flags := sharedFlags(fs)
+	flags := sharedFlags(fs, "database-url")
 	target := fs.String("url", "", "the webhook endpoint (default http://localhost:$PORT/api/webhook)")
 	artwork := fs.String("artwork", "", "the artwork id to put in metadata.artworkId")
 	kind := fs.String("kind", "", "paid, unpaid, async-succeeded, async-failed or expired (default paid with -artwork, else expired)")

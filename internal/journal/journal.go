@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -289,6 +290,11 @@ func parseURL(url string) (kind, dsn string, err error) {
 		path = url[len("sqlite:"):]
 	case url == "":
 		return "", "", stock.Errorf(stock.Misconfigured, "journal: DATABASE_URL is empty; %s", acceptedURLs)
+	case keywordDSN.MatchString(url):
+		// PostgreSQL's key=value form (host=… dbname=…), which pgx reads
+		// too: taken for a file name, it would give every replica a journal
+		// of its own, named after the password.
+		return kindPostgres, url, nil
 	case strings.Contains(url, "://"):
 		// Only the scheme: the rest may hold a password.
 		scheme, _, _ := strings.Cut(url, "://")
@@ -305,7 +311,10 @@ func parseURL(url string) (kind, dsn string, err error) {
 	return kindSQLite, "file:" + uriPathEscaper.Replace(path), nil
 }
 
-const acceptedURLs = "use a file path, sqlite:<path>, file:<path> or postgres://user@host/db"
+const acceptedURLs = "use a file path, sqlite:<path>, file:<path>, postgres://user@host/db or host=… dbname=…"
+
+// keywordDSN matches PostgreSQL's key=value connection strings.
+var keywordDSN = regexp.MustCompile(`^\s*(host|hostaddr|port|dbname|user|password|sslmode|service|connect_timeout)\s*=`)
 
 // errMemory: every connection to an in-memory SQLite database sees its own
 // empty database, and nothing survives a restart.

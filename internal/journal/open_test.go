@@ -287,3 +287,26 @@ func TestPostgresMigrationGivesUpOnALock(t *testing.T) {
 		t.Errorf("schema version %d, %v after the refused migration, want 2 left as it was", v, err)
 	}
 }
+
+// PostgreSQL's key=value connection string is PostgreSQL, not a file name:
+// taken for one, every replica would get a journal of its own named after
+// the password. An unreachable server is refused without the password.
+func TestKeywordConnectionString(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, dsn := range []string{
+		"host=127.0.0.1 port=1 user=shop password=hunter2 dbname=soldout connect_timeout=1",
+		"  dbname=soldout host=127.0.0.1 port=1 password=hunter2",
+	} {
+		if kind, _, err := parseURL(dsn); kind != kindPostgres || err != nil {
+			t.Errorf("parseURL(%q) = %q, %v; want postgres", dsn, kind, err)
+		}
+		_, err := Open(context.Background(), dsn)
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%q): %v; want a refusal without the password", dsn, err)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("files created: %v", entries)
+	}
+}
