@@ -7,8 +7,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 )
 
@@ -35,9 +37,45 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cmd, ok := commands()[name]
 	if !ok {
 		printHelp(stderr)
-		return usageError(fmt.Sprintf("unknown command %q", args[0]))
+		return unknownCommand(args[0])
 	}
 	return cmd.run(ctx, args[1:], getenv, stdout, stderr)
+}
+
+// unknownCommand says so, and which command was probably meant.
+func unknownCommand(name string) error {
+	msg := fmt.Sprintf("unknown command %q", name)
+	best, bestDistance := "", 3 // more than two edits away is no typo
+	for _, known := range slices.Sorted(maps.Keys(commands())) {
+		if d := editDistance(name, known); d < bestDistance {
+			best, bestDistance = known, d
+		}
+	}
+	if best != "" {
+		msg += fmt.Sprintf(": did you mean %q?", best)
+	}
+	return usageError(msg)
+}
+
+// editDistance is Levenshtein's distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // usageError marks a mistake in the command line (exit status 2).

@@ -353,6 +353,17 @@ func TestHelp(t *testing.T) {
 			}
 		}
 	}
+	// help COMMAND is that command's -h, on stdout where grep reads it.
+	var replayHelp bytes.Buffer
+	if err := run(context.Background(), []string{"help", "replay"}, testEnv("", nil), &replayHelp, io.Discard); err != nil || !strings.Contains(replayHelp.String(), "Usage: soldout replay") {
+		t.Errorf("help replay: %v\n%s", err, replayHelp.String())
+	}
+	for _, args := range [][]string{{"evnets"}, {"help", "evnets"}} {
+		err := run(context.Background(), args, testEnv("", nil), io.Discard, io.Discard)
+		if exitCode(err) != 2 || !strings.Contains(fmt.Sprint(err), `did you mean "events"?`) {
+			t.Errorf("soldout %v: %v, want a usage error suggesting events", args, err)
+		}
+	}
 	var serveHelp bytes.Buffer
 	if err := run(context.Background(), []string{"serve", "-h"}, testEnv("", nil), io.Discard, &serveHelp); err != nil {
 		t.Fatalf("serve -h: %v", err)
