@@ -32,3 +32,22 @@ func TestHoldLimiterForgets(t *testing.T) {
 		t.Errorf("%d clients kept after their holds ended", n)
 	}
 }
+
+// At the cap, the client is told when its first hold ends, not its last.
+func TestHoldLimiterSaysWhenTheFirstHoldEnds(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewHoldLimiter(2, nil, func() time.Time { return now })
+	for _, h := range []struct {
+		artwork string
+		ends    time.Duration
+	}{{"a1", 30 * time.Minute}, {"a2", 10 * time.Minute}} {
+		done, ok, _ := l.Take(context.Background(), "198.51.100.1", h.artwork, time.Second)
+		if !ok {
+			t.Fatalf("hold of %s refused", h.artwork)
+		}
+		done("cs_"+h.artwork, now.Add(h.ends))
+	}
+	if _, ok, until := l.Take(context.Background(), "198.51.100.1", "a3", time.Second); ok || !until.Equal(now.Add(10*time.Minute)) {
+		t.Errorf("a third hold: ok=%v, until %v; want refused until the first end, %v", ok, until, now.Add(10*time.Minute))
+	}
+}

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -155,5 +157,37 @@ func TestRefusalKinds(t *testing.T) {
 	}
 	if ok, _ := r.allow("origin:new", now.Add(refusalLogEvery)); !ok {
 		t.Error("once the old kinds could log again, a new kind is held back")
+	}
+
+	// A flood of new kinds at one instant does not evict the kinds that
+	// just logged: past the cap they share one line, so the throttle still
+	// bounds the lines.
+	flood := newRefusals(slog.New(slog.DiscardHandler))
+	logged := 0
+	for i := range 3 * maxRefusalKinds {
+		if ok, _ := flood.allow(fmt.Sprint("artwork:", i), now); ok {
+			logged++
+		}
+	}
+	if logged > maxRefusalKinds+1 {
+		t.Errorf("%d lines for %d new kinds at once, want at most %d", logged, 3*maxRefusalKinds, maxRefusalKinds+1)
+	}
+}
+
+// The throttle's interval is the documented 10 s, and a line after held-back
+// ones says how many.
+func TestRefusalsLogEvery10s(t *testing.T) {
+	var out bytes.Buffer
+	r := newRefusals(slog.New(slog.NewTextHandler(&out, nil)))
+	t0 := time.Unix(1000, 0)
+	r.allow("a@WARN", t0)
+	r.allow("a@WARN", t0.Add(9*time.Second))
+	if ok, held := r.allow("a@WARN", t0.Add(10*time.Second)); !ok || held != 1 {
+		t.Errorf("10 s after a line: ok=%v held=%d, want a line saying 1 was held back", ok, held)
+	}
+	r.Log(context.Background(), slog.LevelWarn, "b", "first")
+	r.Log(context.Background(), slog.LevelError, "b", "an error of the same kind is not hidden by a warning")
+	if !strings.Contains(out.String(), "first") || !strings.Contains(out.String(), "not hidden") {
+		t.Errorf("lines:\n%s", out.String())
 	}
 }

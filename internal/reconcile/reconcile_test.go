@@ -672,3 +672,22 @@ func TestTheFixSaysWhatApplyDoes(t *testing.T) {
 		}
 	})
 }
+
+// A checkout that needed no payment (a 100 % coupon) whose webhook never
+// came is found and applied like a paid one: the piece was given away.
+func TestAFreeSaleIsFoundAndApplied(t *testing.T) {
+	s := newShop(t)
+	s.artwork("art-free", true)
+	s.session("cs_free", stock.PaymentNoPaymentRequired, meta("art-free"))
+	if got, want := kinds(s.check().Findings), "cs_free/art-free=missing (fixable)"; got != want {
+		t.Fatalf("findings:\n%s\nwant\n%s", got, want)
+	}
+	for _, a := range s.r.Apply(context.Background(), s.check().Findings) {
+		if a.Err != nil || a.Result.Outcome != stock.OutcomeSold {
+			t.Errorf("%s: %+v, %v; want sold", a.SessionID, a.Result, a.Err)
+		}
+	}
+	if s.available("art-free") != false {
+		t.Error("the piece given away is still for sale after --apply")
+	}
+}

@@ -1,6 +1,7 @@
 package sanity_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"soldout/internal/sanity"
 	"soldout/internal/sanity/memlake"
@@ -275,5 +277,19 @@ func TestConcurrentSales(t *testing.T) {
 	}
 	if won != 1 || flips != 1 {
 		t.Errorf("%d winners, %d flips of X", won, flips)
+	}
+}
+
+// A failed read of the release versions fails the whole read: an artwork
+// read without them would be marked unavailable everywhere but in a release,
+// whose publication would put the sold piece on sale again.
+func TestArtworkFailsWithoutItsReleaseVersions(t *testing.T) {
+	e := newEnv(t, sanitytest.Options{Rate: 1, Fault: sanitytest.Error500,
+		Match: func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/data/query/") }})
+	putArtwork(e.lake, "X", map[string]any{"isAvailable": true})
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if art, err := e.client.Artwork(ctx, "X"); err == nil {
+		t.Errorf("Artwork read with its versions query failing: %+v, want an error", art)
 	}
 }
