@@ -125,6 +125,12 @@ func testEndBySession(t *testing.T, url string) {
 			if _, ended, err := d.EndReservation(ctx, session, stock.ReservationExpired, t0.Add(time.Hour)); ended || err != nil {
 				t.Errorf("second end: %v, %v", ended, err)
 			}
+			// A release of the claim, late (its checkout's cleanup), leaves
+			// an ended reservation as it is: a converted one stays the sale's.
+			if err := d.ReleaseReservation(ctx, art, "claim_1", t0.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "after a late release", stored(t, d, art), r)
 			mustClaim(t, d, claimAt(art, "claim_2", t0.Add(2*time.Minute)), true)
 		})
 	}
