@@ -36,6 +36,7 @@ func TestArtwork(t *testing.T) {
 		{"nothing stored", nil, nil, nil, nil},
 		{"published only", []doc{{"X", avail(true)}}, ptr(true), nil, map[string]*bool{"X": ptr(true)}},
 		{"published, field missing", []doc{{"X", nil}}, ptr(true), nil, map[string]*bool{"X": nil}},
+		{"published, field null (unset in the Studio)", []doc{{"X", avail(nil)}}, ptr(true), nil, map[string]*bool{"X": nil}},
 		{"published and draft", []doc{{"X", avail(false)}, {"drafts.X", avail(true)}}, ptr(true), []string{"drafts.X"},
 			map[string]*bool{"X": ptr(false), "drafts.X": ptr(true)}},
 		{"draft only", []doc{{"drafts.X", avail(true)}}, nil, []string{"drafts.X"}, nil},
