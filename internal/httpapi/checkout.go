@@ -74,7 +74,7 @@ func handleCheckout(log *slog.Logger, refused *refusals, store *Storefront, budg
 			if s, err = checkout.Start(ctx, id); err == nil {
 				endHold(s.ID, s.ExpiresAt.Add(stock.ReservationGrace))
 				log.Info("checkout opened", "artwork_id", id, "session_id", s.ID, "expires_at", s.ExpiresAt,
-					"duration_ms", float64(time.Since(start).Microseconds())/1000)
+					"duration_ms", sinceMS(start))
 				if form {
 					http.Redirect(w, r, s.URL, http.StatusSeeOther)
 					return
@@ -87,7 +87,7 @@ func handleCheckout(log *slog.Logger, refused *refusals, store *Storefront, budg
 		status := writeStorefrontError(w, err)
 		code := stock.ErrorCode(err)
 		refused.Log(r.Context(), refusalLevel(err), refusalKind("checkout", err, id), "checkout refused", "artwork_id", truncated(id), "status", status,
-			"code", code, "err", err, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+			"code", code, "err", err, "duration_ms", sinceMS(start))
 	})
 }
 

@@ -128,10 +128,10 @@ func fulfil(cfg Config, w http.ResponseWriter, r *http.Request) (string, int) {
 		level, _ := notApplied(err)
 		log.Log(ctx, level, "fulfil: session not applied; the webhook or the next request will", append(attrs,
 			"artwork_ids", ev.Session.ArtworkIDs, "outcome", stock.OutcomeFailed, "status", status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "code", stock.ErrorCode(err), "err", err)...)
+			"duration_ms", sinceMS(start), "code", stock.ErrorCode(err), "err", err)...)
 		return string(stock.OutcomeFailed), status
 	}
-	attrs = append(attrs, "artworks", res.Artworks, "outcome", res.Outcome, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	attrs = append(attrs, "artworks", res.Artworks, "outcome", res.Outcome, "duration_ms", sinceMS(start))
 	artworks := res.Artworks
 	if artworks == nil {
 		artworks = []stock.ArtworkResult{}

@@ -58,3 +58,7 @@ func (c *SanityContact) Last() time.Time {
 	}
 	return time.Time{}
 }
+
+// sinceMS is the duration_ms of a log line: milliseconds since start, to
+// the microsecond.
+func sinceMS(start time.Time) float64 { return float64(time.Since(start).Microseconds()) / 1000 }

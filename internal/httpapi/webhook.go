@@ -76,12 +76,12 @@ func handleWebhook(cfg Config) http.Handler {
 		if err != nil {
 			level, msg := notApplied(err)
 			attrs = append(attrs, "artwork_ids", ev.Session.ArtworkIDs, "outcome", outcome, "status", status,
-				"duration_ms", float64(time.Since(start).Microseconds())/1000, "code", stock.ErrorCode(err), "err", err)
+				"duration_ms", sinceMS(start), "code", stock.ErrorCode(err), "err", err)
 			log.Log(ctx, level, msg, attrs...)
 			return
 		}
 		log.Info("event processed", append(attrs, "artworks", res.Artworks, "outcome", outcome, "status", status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000)...)
+			"duration_ms", sinceMS(start))...)
 	})
 }
 
