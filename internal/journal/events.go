@@ -69,7 +69,8 @@ func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outc
 				return err
 			}
 		}
-		res, err := st(d.st.finishEvent).ExecContext(ctx, eventID, string(outcome), detail, lastError, finished)
+		// detail and lastError may quote what an event or Sanity sent.
+		res, err := st(d.st.finishEvent).ExecContext(ctx, eventID, string(outcome), stock.Text(detail), stock.Text(lastError), finished)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Checkout event types soldout acts on. Any other type is journaled and ignored.
@@ -52,6 +53,67 @@ type Session struct {
 	// MetadataKeys are the metadata's keys, for the log line of a session
 	// that names no artwork: what the checkout route sent instead.
 	MetadataKeys []string
+}
+
+// Clean returns e with its strings and payload as Text makes them.
+func (e Event) Clean() Event {
+	e.ID, e.Type, e.APIVersion = Text(e.ID), Text(e.Type), Text(e.APIVersion)
+	if !isText(string(e.Payload)) {
+		e.Payload = []byte(Text(string(e.Payload)))
+	}
+	e.Session = e.Session.Clean()
+	return e
+}
+
+// Clean returns s with its strings as Text makes them.
+func (s Session) Clean() Session {
+	s.ID, s.Status, s.PaymentStatus = Text(s.ID), Text(s.Status), Text(s.PaymentStatus)
+	s.Email, s.Currency = Text(s.Email), Text(s.Currency)
+	s.ArtworkIDs, s.MetadataKeys = texts(s.ArtworkIDs), texts(s.MetadataKeys)
+	return s
+}
+
+// Text returns s as both journals can store it. PostgreSQL's text holds
+// neither NUL nor bytes that are not UTF-8, and a signed event can carry
+// both: a "\u0000" escape in a string, a raw byte in the body. Refused by
+// the journal, such an event would be answered 503 and retried for days,
+// then lost. Each NUL and each byte that is not UTF-8 becomes U+FFFD, as
+// encoding/json decodes a byte that is not UTF-8: a payload made Text
+// decodes to the strings of the original, made Text. An artwork id changed
+// so fails ValidArtworkID and is reported as invalid metadata. A clean s,
+// the usual case, comes back as is.
+func Text(s string) string {
+	if isText(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == 0 || r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func isText(s string) bool { return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) }
+
+// texts is Text of each of l, copied only when one changes.
+func texts(l []string) []string {
+	for i, s := range l {
+		if !isText(s) {
+			out := slices.Clone(l)
+			for j := i; j < len(out); j++ {
+				out[j] = Text(out[j])
+			}
+			return out
+		}
+	}
+	return l
 }
 
 // ReadMetadata sets the artwork ids the session's metadata names and, when

@@ -1,7 +1,9 @@
 package stock
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -77,5 +79,61 @@ func TestArtworkIDsFromMetadata(t *testing.T) {
 		if got := ArtworkIDsFromMetadata(tt.md); !slices.Equal(got, tt.want) {
 			t.Errorf("%v → %v, want %v", tt.md, got, tt.want)
 		}
+	}
+}
+
+func TestText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"cs_live_a1", "cs_live_a1"},
+		{"Zoë, 東京", "Zoë, 東京"},
+		{"a\x00b", "a\uFFFDb"},
+		{"\xff", "\uFFFD"},
+		// One U+FFFD per byte, as encoding/json decodes them.
+		{"x\xe2\x82y", "x\uFFFD\uFFFDy"},
+		{"\x00\x00", "\uFFFD\uFFFD"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := Text(tt.in); got != tt.want {
+			t.Errorf("Text(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestTextDecodesLikeJSON checks Text's promise: a body made Text decodes,
+// with encoding/json, to the strings of the original.
+func TestTextDecodesLikeJSON(t *testing.T) {
+	for _, raw := range []string{"plain", "bad \xff byte", "cut \xe2\x82 rune", "\xc3\x28", "é\xed\xa0\x80"} {
+		body := `{"s":"` + raw + `"}`
+		var orig, cleaned struct{ S string }
+		if err := json.Unmarshal([]byte(body), &orig); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(Text(body)), &cleaned); err != nil {
+			t.Fatal(err)
+		}
+		if orig.S != cleaned.S {
+			t.Errorf("%q: the original decodes to %q, made Text to %q", raw, orig.S, cleaned.S)
+		}
+	}
+}
+
+func TestEventClean(t *testing.T) {
+	ids := []string{"art-1", "art\x00x"}
+	ev := Event{ID: "evt\x00", Type: CheckoutCompleted, APIVersion: "\xff", Payload: []byte("{\"s\":\"\xff\"}"),
+		Session: Session{ID: "cs\x00", Status: "complete", PaymentStatus: "paid\x00", Email: "b\xff@example.com", Currency: "eu\x00",
+			ArtworkIDs: ids, MetadataKeys: []string{"k\x00"}}}
+	got := ev.Clean()
+	want := Event{ID: "evt\uFFFD", Type: CheckoutCompleted, APIVersion: "\uFFFD", Payload: []byte("{\"s\":\"\uFFFD\"}"),
+		Session: Session{ID: "cs\uFFFD", Status: "complete", PaymentStatus: "paid\uFFFD", Email: "b\uFFFD@example.com", Currency: "eu\uFFFD",
+			ArtworkIDs: []string{"art-1", "art\uFFFDx"}, MetadataKeys: []string{"k\uFFFD"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Clean:\n got %#v\nwant %#v", got, want)
+	}
+	if ids[1] != "art\x00x" {
+		t.Errorf("Clean changed the caller's slice: %q", ids)
+	}
+	if ValidArtworkID(got.Session.ArtworkIDs[1]) {
+		t.Errorf("a cleaned id %q passes ValidArtworkID", got.Session.ArtworkIDs[1])
 	}
 }

@@ -39,7 +39,7 @@ func (s Session) PaymentFailed() bool {
 			s.PaymentIntentStatus == string(stripe.PaymentIntentStatusCanceled))
 }
 
-// Stock converts s to the domain's Session.
+// Stock converts s to the domain's Session, cleaned (stock.Session.Clean).
 func (s Session) Stock() stock.Session {
 	out := stock.Session{
 		ID:            s.ID,
@@ -50,7 +50,7 @@ func (s Session) Stock() stock.Session {
 		Currency:      s.Currency,
 	}
 	out.ReadMetadata(s.Metadata)
-	return out
+	return out.Clean()
 }
 
 // sessionAnswer reads Stripe's answer about a Checkout Session: one that is

@@ -227,8 +227,14 @@ type wireSession struct {
 // would retry for days. A checkout event whose object is not a Checkout
 // Session is an error, returned with the event as far as it was read (its
 // envelope, the session's id and artworks), so that the caller can journal
-// what it refuses.
+// what it refuses. Its strings and payload are cleaned (stock.Event.Clean),
+// so that whatever a signed body holds can be journaled.
 func Decode(body []byte) (stock.Event, error) {
+	ev, err := decode(body)
+	return ev.Clean(), err
+}
+
+func decode(body []byte) (stock.Event, error) {
 	var w wireEvent
 	err := json.Unmarshal(body, &w)
 	var typeErr *json.UnmarshalTypeError

@@ -1,12 +1,15 @@
 package stripehook_test
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stripe/stripe-go/v85/webhook"
 
@@ -269,4 +272,33 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeCleans: a signed body may carry NUL escapes and bytes that are
+// not UTF-8, which PostgreSQL's text refuses. Decode cleans them, payload
+// included, and the cleaned payload, replayed, decodes to the same event.
+func TestDecodeCleans(t *testing.T) {
+	body := `{"id":"evt_11\u0000","object":"event","type":"checkout.session.completed","created":1764000000,
+		"data":{"object":{"id":"cs_11\u0000","object":"checkout.session","payment_status":"paid",
+		"customer_details":{"email":"b\u0000@example.com","name":"Zo` + "\xff" + `"},"metadata":{"artworkId":"a1\u0000"}}}}`
+	got, err := stripehook.Decode([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := stock.Event{ID: "evt_11\uFFFD", Type: stock.CheckoutCompleted, Created: time.Unix(1764000000, 0).UTC(),
+		Session: stock.Session{ID: "cs_11\uFFFD", PaymentStatus: "paid", Email: "b\uFFFD@example.com", ArtworkIDs: []string{"a1\uFFFD"}}}
+	if payload := got.Payload; !utf8.Valid(payload) || bytes.IndexByte(payload, 0) >= 0 {
+		t.Errorf("payload %q is not clean text", payload)
+	}
+	again, err := stripehook.Decode(got.Payload)
+	if err != nil {
+		t.Fatalf("the cleaned payload does not decode: %v", err)
+	}
+	if !reflect.DeepEqual(again, got) {
+		t.Errorf("the cleaned payload decodes to\n%#v\nnot\n%#v", again, got)
+	}
+	got.Payload = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %#v\nwant %#v", got, want)
+	}
 }
