@@ -107,6 +107,7 @@ type Client struct {
 	queryURL  string
 	mutateURL string // with returnIds and visibility
 	auth      []string
+	token     []byte // only to take it out of error bodies that quote it
 	hc        *http.Client
 	log       *slog.Logger
 	observe   func(endpoint, result string, d time.Duration)
@@ -163,7 +164,7 @@ func New(cfg Config) (*Client, error) {
 		jitter:    rand.N[time.Duration],
 	}
 	if cfg.Token != "" {
-		c.auth = []string{"Bearer " + cfg.Token}
+		c.auth, c.token = []string{"Bearer " + cfg.Token}, []byte(cfg.Token)
 	}
 	if c.hc == nil {
 		c.hc = defaultHTTPClient()
@@ -392,8 +393,16 @@ func (c *Client) send(ctx context.Context, endpoint, method, target string, body
 		}
 		return nil
 	}
-	return parseAPIError(resp.StatusCode, resp.Header, buf.Bytes())
+	// An error body that quotes the request (a proxy's, a debugging
+	// gateway's) must not carry the token into logs and the journal.
+	answer := buf.Bytes()
+	if len(c.token) > 0 {
+		answer = bytes.ReplaceAll(answer, c.token, redactedToken)
+	}
+	return parseAPIError(resp.StatusCode, resp.Header, answer)
 }
+
+var redactedToken = []byte("[SANITY_API_TOKEN]")
 
 var jsonContentType = []string{"application/json"}
 

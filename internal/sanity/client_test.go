@@ -824,3 +824,27 @@ func TestDocumentsDecodesEverything(t *testing.T) {
 		t.Errorf("doc %v", docs[0])
 	}
 }
+
+// TestErrorBodiesDoNotCarryTheToken: an error body quoting the request (a
+// proxy's page, a gateway's message) reaches logs and the journal without
+// the token.
+func TestErrorBodiesDoNotCarryTheToken(t *testing.T) {
+	for _, h := range []*canned{
+		{status: http.StatusUnauthorized, body: `{"statusCode":401,"error":"Unauthorized","message":"Session not found for Bearer ` + token + `"}`},
+		{status: http.StatusBadRequest, body: "<html>400 Bad Request: Authorization: Bearer " + token + "</html>"},
+		{status: http.StatusForbidden, body: `{"error":{"type":"mutationError","description":"token ` + token + ` may not write","items":[{"index":0,"error":{"type":"insufficientPermissionsError","description":"` + token + `"}}]}}`},
+	} {
+		err := cannedClient(t, h).SetAvailable(context.Background(), "tx1", false, []stock.Variant{{ID: "a1", Rev: "r1"}})
+		if err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "[SANITY_API_TOKEN]") {
+			t.Errorf("%d: error %v, want it without the token, which shows as [SANITY_API_TOKEN]", h.status, err)
+		}
+		var ae *sanity.APIError
+		if errors.As(err, &ae) {
+			for _, it := range ae.Items {
+				if strings.Contains(it.Description, token) {
+					t.Errorf("%d: item %+v quotes the token", h.status, it)
+				}
+			}
+		}
+	}
+}
