@@ -49,7 +49,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	flags := sharedFlags(fs, "database-url")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "check [flags]", checkSynopsis, fs.PrintDefaults)
+	fs.Usage = commandUsage(stderr, "check [flags]", checkSynopsis, fs.PrintDefaults, everyEnv())
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

@@ -371,15 +371,37 @@ func newLogger(c config, w io.Writer) *slog.Logger {
 
 // parseFlags parses args and turns -h into a clean exit.
 func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if help, err = parseQuietly(fs, args); help || err != nil {
+		return help, err
+	}
+	if fs.NArg() > 0 {
+		return false, flagError(fs, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	return false, nil
+}
+
+// parseQuietly is fs.Parse, which prints the error and the whole usage on a
+// mistake: a screen of help that scrolls the one line that matters away.
+// Here -h prints the usage, and a mistake only the error, with where the
+// usage is.
+func parseQuietly(fs *flag.FlagSet, args []string) (help bool, err error) {
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
 	err = fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
 	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
 		return true, nil
 	}
 	if err != nil {
-		return false, usageError(err.Error())
-	}
-	if fs.NArg() > 0 {
-		return false, usageError(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+		return false, flagError(fs, err.Error())
 	}
 	return false, nil
+}
+
+// flagError is a usage error that says where the command's help is.
+func flagError(fs *flag.FlagSet, msg string) error {
+	return usageError(fmt.Sprintf("%s (see `soldout %s -h`)", msg, fs.Name()))
 }

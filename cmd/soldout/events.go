@@ -16,10 +16,18 @@ import (
 const eventsListSynopsis = `Lists the Stripe events in the journal, newest first: when each first
 arrived, its session and artworks, how many deliveries, and its outcome.
 Events not applied (failed, or unfinished after a crash) are the ones to look
-at: ` + "`soldout events show ID`" + ` says why, ` + "`soldout replay ID`" + ` runs one again.`
+at: ` + "`soldout events show ID`" + ` says why, ` + "`soldout replay ID`" + ` runs one again.
+
+Examples:
+  soldout events list -outcome not_applied -since 3d   what Stripe is still retrying
+  soldout events list -artwork art-42 -since 0          an artwork's whole history
+  soldout events list -outcome double_sale -json | jq .`
 
 const eventsShowSynopsis = `Shows everything the journal knows about one event: its deliveries, outcome,
-last error, the sales of its session, and the raw payload as Stripe signed it.`
+last error, the sales of its session, and the raw payload as Stripe signed it.
+
+Example:
+  soldout events show evt_1QxYz…`
 
 func runEvents(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return runSubcommand(ctx, "events", map[string]command{
@@ -68,7 +76,7 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	artwork := fs.String("artwork", "", "only events naming this artwork id")
 	limit := fs.Int("limit", 100, "at most this many events (0: all)")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "events list [flags]", eventsListSynopsis, fs.PrintDefaults)
+	fs.Usage = commandUsage(stderr, "events list [flags]", eventsListSynopsis, fs.PrintDefaults, journalEnv)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -150,7 +158,7 @@ func runEventsShow(ctx context.Context, args []string, getenv func(string) strin
 	fs.SetOutput(stderr)
 	flags := sharedFlags(fs, "database-url")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "events show [flags] EVENT_ID", eventsShowSynopsis, fs.PrintDefaults)
+	fs.Usage = commandUsage(stderr, "events show [flags] EVENT_ID", eventsShowSynopsis, fs.PrintDefaults, journalEnv)
 	id, help, err := parseFlagsAndID(fs, args, "EVENT_ID")
 	if help || err != nil {
 		return err

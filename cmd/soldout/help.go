@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -75,14 +76,38 @@ var envHelp = []struct{ name, help string }{
 	{"SOLDOUT_FIELD_TITLE", "checkout: artwork field names: _TITLE (title), _PRICE (price, major units), _CURRENCY (currency), _IMAGE (imageUrl)"},
 }
 
-func printEnvHelp(w io.Writer) {
-	fmt.Fprintln(w, "Environment:")
+// The settings by what they configure, for each command's -h to list the
+// ones it reads.
+var (
+	journalEnv  = []string{"DATABASE_URL"}
+	logEnv      = []string{"SOLDOUT_LOG_FORMAT", "SOLDOUT_LOG_LEVEL"}
+	sanityEnv   = []string{"SANITY_PROJECT_ID", "SANITY_DATASET", "SANITY_API_TOKEN", "SANITY_API_VERSION", "SANITY_API_HOST"}
+	stripeEnv   = []string{"STRIPE_SECRET_KEY", "SOLDOUT_STRIPE_MODE", "STRIPE_API_BASE"}
+	pipelineEnv = []string{"SOLDOUT_TIME_BUDGET", "SOLDOUT_SANITY_RATE", "SOLDOUT_LEASE_TTL"}
+	// pipelineCommandEnv is what replay and reconcile read: they run events
+	// through the pipeline as serve does, without serving.
+	pipelineCommandEnv = slices.Concat(journalEnv, logEnv, sanityEnv, stripeEnv, pipelineEnv)
+)
+
+// everyEnv names every setting, for the commands that read them all.
+func everyEnv() []string {
+	names := make([]string, len(envHelp))
+	for i, e := range envHelp {
+		names[i] = e.name
+	}
+	return names
+}
+
+// printEnvHelp documents the settings named, in envHelp's order.
+func printEnvHelp(w io.Writer, names []string) {
 	width := 0
-	for _, e := range envHelp {
-		width = max(width, len(e.name))
+	for _, name := range names {
+		width = max(width, len(name))
 	}
 	for _, e := range envHelp {
-		fmt.Fprintf(w, "  %-*s  %s\n", width, e.name, e.help)
+		if slices.Contains(names, e.name) {
+			fmt.Fprintf(w, "  %-*s  %s\n", width, e.name, e.help)
+		}
 	}
 }
 
@@ -103,17 +128,24 @@ Commands:
 	for _, name := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", name, cmds[name].summary)
 	}
-	fmt.Fprintln(w, "\nRun `soldout <command> -h` for its flags.")
-	fmt.Fprintln(w)
-	printEnvHelp(w)
+	fmt.Fprintln(w, "\nRun `soldout <command> -h` for its flags and the settings it reads.")
+	fmt.Fprintln(w, "\nEnvironment:")
+	printEnvHelp(w, everyEnv())
 	fmt.Fprintln(w, "\nTry it without any account: soldout demo")
 }
 
-func commandUsage(w io.Writer, name, synopsis string, printFlags func()) func() {
+// commandUsage prints a command's help: synopsis, flags, and the settings
+// of env, the ones the command reads.
+func commandUsage(w io.Writer, name, synopsis string, printFlags func(), env []string) func() {
 	return func() {
 		fmt.Fprintf(w, "Usage: soldout %s\n\n%s\n\nFlags:\n", name, strings.TrimSpace(synopsis))
 		printFlags()
 		fmt.Fprintln(w)
-		printEnvHelp(w)
+		if len(env) == len(envHelp) {
+			fmt.Fprintln(w, "Environment:")
+		} else {
+			fmt.Fprintln(w, "Environment it reads (`soldout help` lists every setting):")
+		}
+		printEnvHelp(w, env)
 	}
 }

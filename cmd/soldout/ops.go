@@ -65,16 +65,11 @@ func jsonFlag(fs *flag.FlagSet) *bool {
 // parseFlagsAndID parses a command line holding one positional argument,
 // what (such as EVENT_ID), with flags before or after it.
 func parseFlagsAndID(fs *flag.FlagSet, args []string, what string) (id string, help bool, err error) {
-	err = fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return "", true, nil
-	}
-	if err != nil {
-		return "", false, usageError(err.Error())
+	if help, err = parseQuietly(fs, args); help || err != nil {
+		return "", help, err
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return "", false, usageError("missing " + what)
+		return "", false, flagError(fs, "missing "+what)
 	}
 	id = fs.Arg(0)
 	help, err = parseFlags(fs, fs.Args()[1:])

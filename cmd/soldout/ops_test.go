@@ -692,24 +692,54 @@ func TestOpsHelp(t *testing.T) {
 	getenv := testEnv("", nil)
 	help, _, _ := runCommand(t, getenv, "help")
 	wantIn(t, "help", help, "events", "sales", "replay", "reconcile", "check", "trigger", "serve", "demo")
+	// Each command's help lists the settings it reads, and no other.
 	for _, tt := range []struct {
-		args  []string
-		wants []string
+		args          []string
+		wants, absent []string
 	}{
-		{[]string{"events", "list", "-h"}, []string{"soldout events list", "-since", "-outcome", "-artwork", "-limit", "-json", "-database-url", "DATABASE_URL"}},
-		{[]string{"events", "show", "-h"}, []string{"soldout events show", "EVENT_ID", "payload"}},
-		{[]string{"events", "-h"}, []string{"soldout events <list|show>"}},
-		{[]string{"sales", "list", "-h"}, []string{"soldout sales list", "-state", "double_sale"}},
-		{[]string{"replay", "-h"}, []string{"soldout replay", "-force", "EVENT_ID"}},
-		{[]string{"reconcile", "-h"}, []string{"soldout reconcile", "-since", "-apply", "STRIPE_SECRET_KEY"}},
-		{[]string{"check", "-h"}, []string{"soldout check", "✓"}},
-		{[]string{"trigger", "-h"}, []string{"soldout trigger", "-url", "-kind", "-session", "-artwork"}},
+		{[]string{"events", "list", "-h"}, []string{"soldout events list", "-since", "-outcome", "-artwork", "-limit", "-json", "-database-url", "DATABASE_URL"}, []string{"SANITY_API_TOKEN", "STRIPE_WEBHOOK_SECRET", "PORT"}},
+		{[]string{"events", "show", "-h"}, []string{"soldout events show", "EVENT_ID", "payload", "DATABASE_URL"}, []string{"SANITY_API_TOKEN"}},
+		{[]string{"events", "-h"}, []string{"soldout events <list|show>"}, nil},
+		{[]string{"sales", "list", "-h"}, []string{"soldout sales list", "-state", "double_sale", "DATABASE_URL"}, []string{"SANITY_API_TOKEN"}},
+		{[]string{"replay", "-h"}, []string{"soldout replay", "-force", "EVENT_ID", "DATABASE_URL", "SANITY_API_TOKEN", "SOLDOUT_LEASE_TTL"}, []string{"STRIPE_WEBHOOK_SECRET", "SOLDOUT_ALLOWED_ORIGINS"}},
+		{[]string{"reconcile", "-h"}, []string{"soldout reconcile", "-since", "-apply", "STRIPE_SECRET_KEY", "SANITY_API_TOKEN"}, []string{"STRIPE_WEBHOOK_SECRET", "SOLDOUT_CLIENT_RATE"}},
+		{[]string{"check", "-h"}, []string{"soldout check", "✓", "STRIPE_WEBHOOK_SECRET", "SOLDOUT_ALLOWED_ORIGINS"}, nil},
+		{[]string{"trigger", "-h"}, []string{"soldout trigger", "-url", "-kind", "-session", "-artwork", "STRIPE_WEBHOOK_SECRET", "PORT"}, []string{"SANITY_API_TOKEN"}},
+		{[]string{"demo", "-h"}, []string{"soldout demo", "-keep"}, []string{"STRIPE_WEBHOOK_SECRET", "SANITY_API_TOKEN", "DATABASE_URL"}},
+		{[]string{"serve", "-h"}, everyEnv(), nil},
 	} {
+		what := strings.Join(tt.args, " ")
 		stdout, stderr, code := runCommand(t, getenv, tt.args...)
 		if code != 0 {
 			t.Errorf("%v: exit %d", tt.args, code)
 		}
-		wantIn(t, strings.Join(tt.args, " "), stdout+stderr, tt.wants...)
+		wantIn(t, what, stdout+stderr, tt.wants...)
+		for _, a := range tt.absent {
+			if strings.Contains(stdout+stderr, a) {
+				t.Errorf("%s lists %s, which it does not read", what, a)
+			}
+		}
+	}
+}
+
+// TestFlagMistakes: a mistake on the command line gets one line, the error
+// and where the help is, not a screen of help around it.
+func TestFlagMistakes(t *testing.T) {
+	getenv := testEnv("", nil)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"events", "list", "-bogus"}, "soldout: flag provided but not defined: -bogus (see `soldout events list -h`)\n"},
+		{[]string{"events", "list", "-limit", "x"}, "soldout: invalid value \"x\" for flag -limit: parse error (see `soldout events list -h`)\n"},
+		{[]string{"events", "show"}, "soldout: missing EVENT_ID (see `soldout events show -h`)\n"},
+		{[]string{"replay", "evt_1", "extra"}, "soldout: unexpected argument \"extra\" (see `soldout replay -h`)\n"},
+		{[]string{"reconcile", "-since"}, "soldout: flag needs an argument: -since (see `soldout reconcile -h`)\n"},
+	} {
+		stdout, stderr, code := runCommand(t, getenv, tt.args...)
+		if code != 2 || stdout != "" || stderr != tt.want {
+			t.Errorf("%v: exit %d, stdout %q, stderr\n%s\nwant exit 2 and only\n%s", tt.args, code, stdout, stderr, tt.want)
+		}
 	}
 }
 

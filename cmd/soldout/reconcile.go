@@ -19,7 +19,11 @@ money arrived or the payment failed, and double sales. It changes nothing
 unless --apply is given: then every fixable finding goes through the same
 pipeline as the webhook, as an event journaled as reconcile:<session>:…,
 and the window is checked again. The exit status is 1 while inconsistencies
-remain, so that it can run from cron.`
+remain, so that it can run from cron.
+
+Examples:
+  soldout reconcile                   what is inconsistent, changing nothing
+  soldout reconcile -since 7d -apply  fix what can be fixed, then check again`
 
 // reconcileReport is what reconcile prints with -json.
 type reconcileReport struct {
@@ -85,7 +89,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	since := sinceFlag(fs, 72*time.Hour, "check the sessions created within this long, e.g. 168h or 7d (Stripe retries webhooks for 3 days)")
 	apply := fs.Bool("apply", false, "fix what can be fixed, through the same pipeline as the webhook")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "reconcile [flags]", reconcileSynopsis, fs.PrintDefaults)
+	fs.Usage = commandUsage(stderr, "reconcile [flags]", reconcileSynopsis, fs.PrintDefaults, pipelineCommandEnv)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

@@ -19,7 +19,12 @@ three days, or you fixed the token or dataset and do not want to wait for the
 next retry). It is idempotent: an event already applied is left alone and
 reported as such. --force runs the rules again anyway — they are idempotent
 too — and writes an artwork unavailable again if the journal says it was sold
-but Sanity offers it for sale; that run is journaled as replay:EVENT_ID:<time>.`
+but Sanity offers it for sale; that run is journaled as replay:EVENT_ID:<time>.
+
+Examples:
+  soldout events list -outcome not_applied    find what failed
+  soldout replay evt_1QxYz…                   apply it now
+  soldout replay -force evt_1QxYz…            Sanity was edited back to for sale`
 
 // replayReport is what replay prints with -json.
 type replayReport struct {
@@ -38,7 +43,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	flags := sharedFlags(fs, "database-url", "log-format", "budget", "sanity-rate")
 	force := fs.Bool("force", false, "run the rules again even if the event was applied")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "replay [flags] EVENT_ID", replaySynopsis, fs.PrintDefaults)
+	fs.Usage = commandUsage(stderr, "replay [flags] EVENT_ID", replaySynopsis, fs.PrintDefaults, pipelineCommandEnv)
 	id, help, err := parseFlagsAndID(fs, args, "EVENT_ID")
 	if help || err != nil {
 		return err

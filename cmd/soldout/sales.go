@@ -15,7 +15,11 @@ const salesListSynopsis = `Lists the sales in the journal, newest first: who bou
 and for how much, and in which state — held while a delayed payment is on its
 way, sold, released when it failed, double_sale when the buyer paid for a piece
 another session holds. Every double sale is listed again with both sessions,
-so that one buyer can be refunded in the Stripe Dashboard.`
+so that one buyer can be refunded in the Stripe Dashboard.
+
+Examples:
+  soldout sales list -state double_sale    the buyers to refund
+  soldout sales list -artwork art-42`
 
 func runSales(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return runSubcommand(ctx, "sales", map[string]command{
@@ -33,7 +37,7 @@ func runSalesList(ctx context.Context, args []string, getenv func(string) string
 	artwork := fs.String("artwork", "", "only sales of this artwork id")
 	limit := fs.Int("limit", 0, "at most this many sales (0: all)")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "sales list [flags]", salesListSynopsis, fs.PrintDefaults)
+	fs.Usage = commandUsage(stderr, "sales list [flags]", salesListSynopsis, fs.PrintDefaults, journalEnv)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := addConfigFlags(fs)
-	fs.Usage = commandUsage(stderr, "serve [flags]", serveSynopsis, fs.PrintDefaults)
+	fs.Usage = commandUsage(stderr, "serve [flags]", serveSynopsis, fs.PrintDefaults, everyEnv())
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

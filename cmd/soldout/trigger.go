@@ -28,7 +28,13 @@ proves that the secret matches, and changes nothing. (A paid one naming no
 artwork is answered invalid_metadata and logged at ERROR, as a checkout route
 that forgot the metadata would be.) The event is of the
 server's Stripe mode, as this shell's settings say (STRIPE_SECRET_KEY,
-SOLDOUT_STRIPE_MODE) or else the journal at DATABASE_URL; -mode overrides.`
+SOLDOUT_STRIPE_MODE) or else the journal at DATABASE_URL; -mode overrides.
+
+Examples:
+  soldout trigger                                   does the secret match?
+  soldout trigger -artwork art-42                   a paid sale of art-42
+  soldout trigger -kind unpaid -artwork art-42 -session cs_test_1
+  soldout trigger -kind async-failed -artwork art-42 -session cs_test_1`
 
 // triggerKinds maps -kind to the event type and payment status it sends.
 var triggerKinds = map[string]struct{ typ, payment string }{
@@ -61,7 +67,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	amount := fs.Int64("amount", 100000, "amount_total in minor units (cents)")
 	modeFlag := fs.String("mode", "", "test or live: the event's Stripe mode (default: the server's, see above; else test)")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "trigger [flags]", triggerSynopsis, fs.PrintDefaults)
+	fs.Usage = commandUsage(stderr, "trigger [flags]", triggerSynopsis, fs.PrintDefaults, []string{"PORT", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "STRIPE_SECRET_KEY", "SOLDOUT_STRIPE_MODE"})
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
