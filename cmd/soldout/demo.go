@@ -118,20 +118,30 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	body := stripehook.Sample{EventID: "evt_by_hand_1", Type: stock.CheckoutCompleted, SessionID: "cs_by_hand_1",
 		ArtworkIDs: []string{"artwork-still-here"}, Email: "you@example.com", AmountTotal: 120000}.JSON()
+	// Every setting the operator commands need to reach this demo, in one
+	// line to paste: the journal, the secret trigger signs with, and the
+	// stand-in that replay and reconcile read.
+	settings := strings.Join([]string{
+		"DATABASE_URL=" + cfg.DatabaseURL, "STRIPE_WEBHOOK_SECRET=" + secret, "SANITY_PROJECT_ID=" + demoProject,
+		"SANITY_DATASET=" + demoDataset, "SANITY_API_TOKEN=" + demoToken, "SANITY_API_HOST=" + lakeURL,
+	}, " ")
 	fmt.Fprintf(stdout, `
-Still serving (Ctrl-C to stop). Webhook secret: %s
-Sell "Still Here" by hand (the signature is valid for 5 minutes):
+Still serving (Ctrl-C to stop). In another shell, with the demo's settings (its journal and
+its stand-in go when it stops):
+
+  export %s
+  soldout trigger -url %s -artwork artwork-still-here
+  soldout events list
+  soldout sales list
+
+or sell "Still Here" as Stripe would send it (the signature is valid for 5 minutes):
 
   curl -s %s \
     -H 'Content-Type: application/json' \
     -H 'Stripe-Signature: %s' \
     -d '%s'
 
-The journal, for the operator commands while the demo runs (it goes when it stops):
-
-  DATABASE_URL=%s soldout events list
-
-`, secret, webhookURL, stripehook.Sign(body, secret, time.Now()), body, cfg.DatabaseURL)
+`, settings, webhookURL, webhookURL, stripehook.Sign(body, secret, time.Now()), body)
 	return <-served
 }
 

@@ -401,6 +401,69 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestDemoKeep follows what demo -keep prints: its settings, pasted, let
+// trigger sell a piece and the operator commands read the journal.
+func TestDemoKeep(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"demo", "-keep"}, func(string) string { return "" }, out, io.Discard) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo -keep, stopped: %v", err)
+		}
+	}()
+	var exported, triggerLine string
+	for deadline := time.Now().Add(20 * time.Second); exported == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for line := range strings.Lines(out.String()) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "export "); ok {
+				exported = v
+			}
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "soldout trigger "); ok {
+				triggerLine = v
+			}
+		}
+	}
+	if exported == "" || triggerLine == "" {
+		t.Fatalf("demo -keep printed no settings and trigger line:\n%s", out.String())
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Fields(exported) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	getenv := func(k string) string { return env[k] }
+	var sent bytes.Buffer
+	if err := run(ctx, append([]string{"trigger"}, strings.Fields(triggerLine)...), getenv, &sent, io.Discard); err != nil || !strings.Contains(sent.String(), `"outcome":"sold"`) {
+		t.Fatalf("trigger as printed: %v\n%s", err, sent.String())
+	}
+	for _, cmd := range [][]string{{"events", "list"}, {"sales", "list"}} {
+		var listed bytes.Buffer
+		if err := run(ctx, cmd, getenv, &listed, io.Discard); err != nil || !strings.Contains(listed.String(), "artwork-still-here") {
+			t.Errorf("%v with the demo's settings: %v\n%s", cmd, err, listed.String())
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that one goroutine writes while another reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func TestStripeMode(t *testing.T) {
 	for _, tt := range []struct {
 		setting, key string
