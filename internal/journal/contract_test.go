@@ -952,6 +952,17 @@ func testInsertDoubleSale(t *testing.T, url string) {
 		t.Errorf("%d rows after a refused double sale, want 2", len(rows))
 	}
 
+	// The double sale's own row exists already (another replica recorded
+	// it): neither write, so the winner's row keeps its version.
+	current := byID["cs_held"]
+	wantErr(t, "double sale recorded already", d.InsertDoubleSale(ctx, double, &current), stock.ErrSaleExists)
+	rows, _ = d.Sales(ctx, "art_d")
+	for _, r := range rows {
+		if r.SessionID == "cs_held" && r.Version != 2 {
+			t.Errorf("held row %+v after a refused double sale, want it still at version 2", r)
+		}
+	}
+
 	// Without a winner row (a claim lost in a crash): the double sale alone.
 	alone := sale("art_e", "cs_alone", stock.SaleDoubleSale)
 	alone.Version, alone.WaitsFor = 1, "soldout-0123456789abcdef-fedcba9876543210"
