@@ -407,7 +407,9 @@ func TestDemoKeep(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &lockedBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"demo", "-keep"}, func(string) string { return "" }, out, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"demo", "-keep"}, func(string) string { return "" }, out, io.Discard)
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
