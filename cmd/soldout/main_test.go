@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -405,10 +406,11 @@ func TestDemo(t *testing.T) {
 // trigger sell a piece and the operator commands read the journal.
 func TestDemoKeep(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	r, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "-keep"}, func(string) string { return "" }, out, io.Discard)
+		done <- run(ctx, []string{"demo", "-keep"}, func(string) string { return "" }, w, io.Discard)
+		w.Close()
 	}()
 	defer func() {
 		cancel()
@@ -416,19 +418,22 @@ func TestDemoKeep(t *testing.T) {
 			t.Errorf("demo -keep, stopped: %v", err)
 		}
 	}()
+	var printed strings.Builder
 	var exported, triggerLine string
-	for deadline := time.Now().Add(20 * time.Second); exported == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for line := range strings.Lines(out.String()) {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "export "); ok {
-				exported = v
-			}
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "soldout trigger "); ok {
-				triggerLine = v
-			}
+	lines := bufio.NewScanner(r)
+	for (exported == "" || triggerLine == "") && lines.Scan() {
+		line := strings.TrimSpace(lines.Text())
+		printed.WriteString(line + "\n")
+		if v, ok := strings.CutPrefix(line, "export "); ok {
+			exported = v
+		}
+		if v, ok := strings.CutPrefix(line, "soldout trigger "); ok {
+			triggerLine = v
 		}
 	}
+	go io.Copy(io.Discard, r) // whatever else it prints
 	if exported == "" || triggerLine == "" {
-		t.Fatalf("demo -keep printed no settings and trigger line:\n%s", out.String())
+		t.Fatalf("demo -keep printed no settings and trigger line:\n%s", printed.String())
 	}
 	env := map[string]string{}
 	for _, kv := range strings.Fields(exported) {
@@ -446,24 +451,6 @@ func TestDemoKeep(t *testing.T) {
 			t.Errorf("%v with the demo's settings: %v\n%s", cmd, err, listed.String())
 		}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that one goroutine writes while another reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestStripeMode(t *testing.T) {
