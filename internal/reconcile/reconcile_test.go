@@ -471,6 +471,20 @@ func TestACartAcknowledgedPerArtwork(t *testing.T) {
 	}
 }
 
+// TestAcknowledgedPerSession: another buyer's event that found the piece
+// unavailable does not acknowledge this buyer's missed one.
+func TestAcknowledgedPerSession(t *testing.T) {
+	s := newShop(t)
+	paid := stripetest.PaymentPaid
+	s.artwork("u", false)
+	s.session("cs_seen", paid, meta("u"))
+	s.deliver("evt_seen", stock.CheckoutCompleted, "cs_seen", paid, "u")
+	s.session("cs_missed", paid, meta("u"))
+	if got := kinds(s.check().Findings); got != "cs_missed/u=unrecorded (fixable)" {
+		t.Errorf("findings %q, want only the missed session's unavailable artwork", got)
+	}
+}
+
 func TestADoubleSaleAgainstAPendingHold(t *testing.T) {
 	s := newShop(t)
 	s.artwork("p", true)
