@@ -364,6 +364,19 @@ func TestAPieceKeptForWaitingBuyers(t *testing.T) {
 			t.Errorf("cs_d2 (pending): %+v", f)
 		}
 	})
+	t.Run("a lone waiting buyer who paid is told the piece is theirs", func(t *testing.T) {
+		s := newShop(t)
+		paid, unpaid := stripetest.PaymentPaid, stripetest.PaymentUnpaid
+		s.artwork("k", true)
+		s.session("cs_h", unpaid, meta("k"))
+		s.deliver("evt_h1", stock.CheckoutCompleted, "cs_h", unpaid, "k")
+		s.session("cs_d1", paid, meta("k"))
+		s.deliver("evt_d1", stock.CheckoutCompleted, "cs_d1", paid, "k")
+		s.deliver("evt_h2", stock.CheckoutAsyncFailed, "cs_h", "", "k")
+		if f, ok := fixOf(s.check(), "cs_d1"); !ok || f.Kind != reconcile.DoubleSale || !strings.Contains(f.Fix, "give it to them, or refund them") {
+			t.Errorf("cs_d1 (paid, alone): %+v", f)
+		}
+	})
 	t.Run("offered again in Sanity: reported", func(t *testing.T) {
 		s := keptShop(t)
 		s.artwork("drafts.k", true)
