@@ -24,9 +24,9 @@ import (
 // that both are on disk. A delivery of a finished event, answered at once,
 // waits for the commit.
 func (d *DB) RecordDelivery(ctx context.Context, ev stock.Event, at time.Time) (stock.EventRecord, error) {
-	ids := ev.Session.ArtworkIDs
+	ids, evID := stock.Texts(ev.Session.ArtworkIDs), stock.Text(ev.ID)
 	received := millis(at)
-	args := []any{ev.ID, ev.Type, millis(ev.Created), ev.Livemode, ev.Session.ID, encodeList(ids), received, string(ev.Payload)}
+	args := storable(evID, ev.Type, millis(ev.Created), ev.Livemode, ev.Session.ID, encodeList(ids), received, string(ev.Payload))
 	rec, err := stage(ctx, d, func(ctx context.Context) (stock.EventRecord, error) {
 		if d.kind == kindPostgres {
 			return scanEvent(d.st.recordEvent.QueryRowContext(ctx, append(args, ids)...), nil)
@@ -36,7 +36,7 @@ func (d *DB) RecordDelivery(ctx context.Context, ev stock.Event, at time.Time) (
 			return rec, err
 		}
 		for _, id := range ids {
-			if _, err := d.st.addEventArtwork.ExecContext(ctx, id, received, ev.ID); err != nil {
+			if _, err := d.st.addEventArtwork.ExecContext(ctx, id, received, evID); err != nil {
 				return rec, err
 			}
 		}
@@ -70,7 +70,7 @@ func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outc
 			}
 		}
 		// detail and lastError may quote what an event or Sanity sent.
-		res, err := st(d.st.finishEvent).ExecContext(ctx, eventID, string(outcome), stock.Text(detail), stock.Text(lastError), finished)
+		res, err := st(d.st.finishEvent).ExecContext(ctx, storable(eventID, string(outcome), detail, lastError, finished)...)
 		if err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]stock.EventRecord
 // Event returns one event with its payload, or a NotFound error.
 func (d *DB) Event(ctx context.Context, id string) (stock.EventRecord, error) {
 	var payload []byte
-	r, err := scanEvent(d.st.event.QueryRowContext(ctx, id), &payload)
+	r, err := scanEvent(d.st.event.QueryRowContext(ctx, storable(id)...), &payload)
 	if errors.Is(err, sql.ErrNoRows) {
 		return stock.EventRecord{}, stock.Errorf(stock.NotFound, "journal: no event %s", id)
 	}

@@ -34,8 +34,8 @@ func (d *DB) ClaimReservation(ctx context.Context, r stock.Reservation) (stock.R
 	var claimed bool
 	err := d.write(ctx, func(ctx context.Context) error {
 		var id string
-		err := d.writer().QueryRowContext(ctx, claimReservation, r.ArtworkID, r.ClaimID,
-			millis(r.ExpiresAt), millis(r.HeldUntil), millis(r.CreatedAt)).Scan(&id)
+		err := d.writer().QueryRowContext(ctx, claimReservation, storable(r.ArtworkID, r.ClaimID,
+			millis(r.ExpiresAt), millis(r.HeldUntil), millis(r.CreatedAt))...).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -81,7 +81,7 @@ func (d *DB) ReleaseReservation(ctx context.Context, artworkID, claimID string, 
 // matched.
 func (d *DB) updateReservation(ctx context.Context, what, artworkID, query string, args ...any) error {
 	err := d.write(ctx, func(ctx context.Context) error {
-		res, err := d.writer().ExecContext(ctx, query, args...)
+		res, err := d.writer().ExecContext(ctx, query, storable(args...)...)
 		if err != nil {
 			return err
 		}
@@ -107,7 +107,7 @@ func (d *DB) EndReservation(ctx context.Context, sessionID string, state stock.R
 		var err error
 		r, err = scanReservation(d.writer().QueryRowContext(ctx,
 			`UPDATE reservations SET state = $2, updated_at = $3 WHERE session_id = $1 AND state = 'open' RETURNING `+reservationCols,
-			sessionID, string(state), millis(at)))
+			storable(sessionID, string(state), millis(at))...))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -122,7 +122,7 @@ func (d *DB) EndReservation(ctx context.Context, sessionID string, state stock.R
 
 // Reservation implements stock.Reservations.
 func (d *DB) Reservation(ctx context.Context, artworkID string) (*stock.Reservation, error) {
-	r, err := scanReservation(d.read.QueryRowContext(ctx, `SELECT `+reservationCols+` FROM reservations WHERE artwork_id = $1`, artworkID))
+	r, err := scanReservation(d.read.QueryRowContext(ctx, `SELECT `+reservationCols+` FROM reservations WHERE artwork_id = $1`, storable(artworkID)...))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, nil

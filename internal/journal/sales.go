@@ -15,7 +15,7 @@ import (
 
 // Sales returns every sale row of an artwork, oldest first.
 func (d *DB) Sales(ctx context.Context, artworkID string) ([]stock.Sale, error) {
-	sales, err := scanSales(d.st.sales.QueryContext(ctx, artworkID))
+	sales, err := scanSales(d.st.sales.QueryContext(ctx, storable(artworkID)...))
 	if err != nil {
 		return nil, fail(err, "read sales of %s", artworkID)
 	}
@@ -61,8 +61,8 @@ func (d *DB) InsertDoubleSale(ctx context.Context, s stock.Sale, winner *stock.S
 func (d *DB) execInsertSale(ctx context.Context, st *sql.Stmt, s stock.Sale) error {
 	now := d.now()
 	created, updated := millisOr(s.CreatedAt, now), millisOr(s.UpdatedAt, now)
-	res, err := st.ExecContext(ctx, s.ArtworkID, s.SessionID, string(s.State), s.Email,
-		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), created, updated, s.Version, s.WaitsFor)
+	res, err := st.ExecContext(ctx, storable(s.ArtworkID, s.SessionID, string(s.State), s.Email,
+		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), created, updated, s.Version, s.WaitsFor)...)
 	if violatesOneActive(err) {
 		return conflict(stock.ErrSaleTaken, "insert sale %s/%s", s.ArtworkID, s.SessionID)
 	}
@@ -119,8 +119,8 @@ func settleSale(ctx context.Context, st *sql.Stmt, s stock.Sale, updated int64) 
 }
 
 func saleUpdateArgs(s stock.Sale, updated int64) []any {
-	return []any{s.ArtworkID, s.SessionID, string(s.State), s.Email,
-		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), updated, s.Version, s.WaitsFor}
+	return storable(s.ArtworkID, s.SessionID, string(s.State), s.Email,
+		s.Amount, s.Currency, encodeList(s.EventIDs), s.AppliedRev, s.LeaseOwner, millis(s.LeaseUntil), updated, s.Version, s.WaitsFor)
 }
 
 func errStaleSale(s stock.Sale) error {
@@ -162,7 +162,7 @@ func (d *DB) ListSales(ctx context.Context, f SaleFilter) ([]stock.Sale, error) 
 // SaleBySession returns the sale rows of one Checkout Session, one per
 // artwork it bought, ordered by artwork id.
 func (d *DB) SaleBySession(ctx context.Context, sessionID string) ([]stock.Sale, error) {
-	sales, err := scanSales(d.st.salesBySession.QueryContext(ctx, sessionID))
+	sales, err := scanSales(d.st.salesBySession.QueryContext(ctx, storable(sessionID)...))
 	if err != nil {
 		return nil, fail(err, "read sales of session %s", sessionID)
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"soldout/internal/stock"
 )
 
 // Column lists, in the order the scan functions read them.
@@ -112,6 +114,21 @@ func (st *statements) prepare(ctx context.Context, kind string, w, r preparer) e
 	return nil
 }
 
+// storable returns args with every string made stock.Text, in place.
+// PostgreSQL's text refuses NUL and bytes that are not UTF-8, which a value
+// from outside can hold (a Sanity revision, an id typed on the command
+// line): refused, a write would fail on every retry, and a lookup would
+// report the journal unavailable instead of "not found". Events arrive
+// cleaned already (stock.Event.Clean), so lookups by their ids match.
+func storable(args ...any) []any {
+	for i, a := range args {
+		if s, ok := a.(string); ok && !stock.IsText(s) {
+			args[i] = stock.Text(s)
+		}
+	}
+	return args
+}
+
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
@@ -165,14 +182,14 @@ type filter struct {
 
 // add appends a condition such as "type =" compared with v.
 func (f *filter) add(cond string, v any) {
-	f.args = append(f.args, v)
+	f.args = append(f.args, storable(v)...)
 	f.conds = append(f.conds, cond+" $"+strconv.Itoa(len(f.args)))
 }
 
 // addIn appends the condition that column is one of vs.
 func (f *filter) addIn(column string, vs []string) {
 	marks := make([]string, len(vs))
-	for i, v := range vs {
+	for i, v := range stock.Texts(vs) {
 		f.args = append(f.args, v)
 		marks[i] = "$" + strconv.Itoa(len(f.args))
 	}

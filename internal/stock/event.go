@@ -58,7 +58,7 @@ type Session struct {
 // Clean returns e with its strings and payload as Text makes them.
 func (e Event) Clean() Event {
 	e.ID, e.Type, e.APIVersion = Text(e.ID), Text(e.Type), Text(e.APIVersion)
-	if !isText(string(e.Payload)) {
+	if !IsText(string(e.Payload)) {
 		e.Payload = []byte(Text(string(e.Payload)))
 	}
 	e.Session = e.Session.Clean()
@@ -69,7 +69,7 @@ func (e Event) Clean() Event {
 func (s Session) Clean() Session {
 	s.ID, s.Status, s.PaymentStatus = Text(s.ID), Text(s.Status), Text(s.PaymentStatus)
 	s.Email, s.Currency = Text(s.Email), Text(s.Currency)
-	s.ArtworkIDs, s.MetadataKeys = texts(s.ArtworkIDs), texts(s.MetadataKeys)
+	s.ArtworkIDs, s.MetadataKeys = Texts(s.ArtworkIDs), Texts(s.MetadataKeys)
 	return s
 }
 
@@ -83,7 +83,7 @@ func (s Session) Clean() Session {
 // so fails ValidArtworkID and is reported as invalid metadata. A clean s,
 // the usual case, comes back as is.
 func Text(s string) string {
-	if isText(s) {
+	if IsText(s) {
 		return s
 	}
 	var b strings.Builder
@@ -100,12 +100,13 @@ func Text(s string) string {
 	return b.String()
 }
 
-func isText(s string) bool { return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) }
+// IsText reports whether Text would leave s as it is.
+func IsText(s string) bool { return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) }
 
-// texts is Text of each of l, copied only when one changes.
-func texts(l []string) []string {
+// Texts is Text of each of l, copied only when one changes.
+func Texts(l []string) []string {
 	for i, s := range l {
-		if !isText(s) {
+		if !IsText(s) {
 			out := slices.Clone(l)
 			for j := i; j < len(out); j++ {
 				out[j] = Text(out[j])

@@ -602,3 +602,25 @@ func TestAnswerThatIsNotASession(t *testing.T) {
 		checkErr(t, err, stock.Unavailable, "")
 	})
 }
+
+// TestSessionStringsCleaned: Stripe's answer is read with its strings
+// cleaned as the webhook's are (stock.Text), so that the journal can hold
+// them and compares the same ids however a session arrived.
+func TestSessionStringsCleaned(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"cs_test_a1\u0000","object":"checkout.session","status":"complete","payment_status":"paid\u0000",` +
+			`"currency":"eur","customer_details":{"email":"b` + "\xff" + `@example.com"},"metadata":{"artworkId":"a1\u0000"}}`))
+	}))
+	defer srv.Close()
+	c := newClient(t, stripeapi.Config{SecretKey: stripetest.SecretKey, APIBase: srv.URL, MaxNetworkRetries: -1})
+	s, err := c.Session(t.Context(), "cs_test_a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stock()
+	if s.ID != "cs_test_a1\uFFFD" || s.PaymentStatus != "paid\uFFFD" || s.Email != "b\uFFFD@example.com" ||
+		st.ID != s.ID || len(st.ArtworkIDs) != 1 || st.ArtworkIDs[0] != "a1\uFFFD" {
+		t.Errorf("session %+v, as stock %+v: want every string cleaned", s, st)
+	}
+}

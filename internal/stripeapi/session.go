@@ -65,13 +65,16 @@ func sessionAnswer(cs *stripe.CheckoutSession, doing string) (Session, error) {
 	return fromStripe(cs), nil
 }
 
+// fromStripe reads Stripe's answer, its strings cleaned (stock.Text) as the
+// webhook's are: the journal, and every comparison with what it holds, see
+// the same ids whichever way a session arrived.
 func fromStripe(cs *stripe.CheckoutSession) Session {
 	s := Session{
-		ID:            cs.ID,
-		Status:        string(cs.Status),
-		PaymentStatus: string(cs.PaymentStatus),
-		Email:         cs.CustomerEmail,
-		Currency:      string(cs.Currency),
+		ID:            stock.Text(cs.ID),
+		Status:        stock.Text(string(cs.Status)),
+		PaymentStatus: stock.Text(string(cs.PaymentStatus)),
+		Email:         stock.Text(cs.CustomerEmail),
+		Currency:      stock.Text(string(cs.Currency)),
 		URL:           cs.URL,
 		AmountTotal:   cs.AmountTotal,
 		Created:       unixTime(cs.Created),
@@ -80,10 +83,10 @@ func fromStripe(cs *stripe.CheckoutSession) Session {
 		Livemode:      cs.Livemode,
 	}
 	if cs.CustomerDetails != nil && cs.CustomerDetails.Email != "" {
-		s.Email = cs.CustomerDetails.Email
+		s.Email = stock.Text(cs.CustomerDetails.Email)
 	}
 	if cs.PaymentIntent != nil {
-		s.PaymentIntentStatus = string(cs.PaymentIntent.Status)
+		s.PaymentIntentStatus = stock.Text(string(cs.PaymentIntent.Status))
 	}
 	return s
 }
