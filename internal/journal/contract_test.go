@@ -731,6 +731,8 @@ func testListEvents(t *testing.T, url string) {
 		{"all", EventFilter{}, []string{"evt_5", "evt_4", "evt_3", "evt_2", "evt_1"}},
 		{"limit", EventFilter{Limit: 2}, []string{"evt_5", "evt_4"}},
 		{"since", EventFilter{Since: t0.Add(2 * time.Minute)}, []string{"evt_5", "evt_4", "evt_3"}},
+		{"before", EventFilter{Before: t0.Add(2 * time.Minute)}, []string{"evt_2", "evt_1"}},
+		{"artwork before", EventFilter{ArtworkID: "art_a", Before: t0.Add(4 * time.Minute)}, []string{"evt_3", "evt_1"}},
 		{"type", EventFilter{Type: stock.CheckoutCompleted}, []string{"evt_5", "evt_2", "evt_1"}},
 		{"outcome", EventFilter{Outcomes: []stock.Outcome{stock.OutcomeFailed}}, []string{"evt_2"}},
 		{"unfinished", EventFilter{Outcomes: []stock.Outcome{""}}, []string{"evt_5"}},
@@ -752,6 +754,12 @@ func testListEvents(t *testing.T, url string) {
 				if r.Payload != nil {
 					t.Errorf("%s: listing carries the payload", r.ID)
 				}
+			}
+			counted := c.f
+			counted.Limit = 0
+			all, _ := d.ListEvents(ctx, counted)
+			if n, err := d.CountEvents(ctx, c.f); err != nil || n != len(all) {
+				t.Errorf("CountEvents = %d, %v; want %d, what ListEvents lists without its limit", n, err, len(all))
 			}
 		})
 	}

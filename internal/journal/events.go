@@ -86,19 +86,20 @@ func (d *DB) FinishEvent(ctx context.Context, eventID string, outcome stock.Outc
 	return nil
 }
 
-// EventFilter selects events for ListEvents. Zero fields do not filter.
+// EventFilter selects events for ListEvents and CountEvents. Zero fields do
+// not filter.
 type EventFilter struct {
 	Since     time.Time // first received at or after
+	Before    time.Time // first received before
 	Type      string
 	Outcomes  []stock.Outcome // any of these; "" is an unfinished event
 	ArtworkID string
 	Limit     int // at most this many; 0 for all
 }
 
-// ListEvents returns the events that match f, newest first by first
-// delivery, without their payloads.
-func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]stock.EventRecord, error) {
-	var q filter
+// where builds the FROM and WHERE of f into q, and returns them with the
+// ORDER BY of newest first by first delivery.
+func (f EventFilter) where(q *filter) (from, order string) {
 	from, received, order := " FROM events e", "e.first_received", " ORDER BY e.first_received DESC, e.id DESC"
 	if f.ArtworkID != "" {
 		// Walk the artwork's slice of event_artworks' primary key, newest
@@ -110,6 +111,9 @@ func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]stock.EventRecord
 	if !f.Since.IsZero() {
 		q.add(received+" >=", millis(f.Since))
 	}
+	if !f.Before.IsZero() {
+		q.add(received+" <", millis(f.Before))
+	}
 	if f.Type != "" {
 		q.add("e.type =", f.Type)
 	}
@@ -120,7 +124,15 @@ func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]stock.EventRecord
 		}
 		q.addIn("e.outcome", outcomes)
 	}
-	query := "SELECT " + eventColsE + from + q.where() + order + q.limit(f.Limit)
+	return from + q.where(), order
+}
+
+// ListEvents returns the events that match f, newest first by first
+// delivery, without their payloads.
+func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]stock.EventRecord, error) {
+	var q filter
+	from, order := f.where(&q)
+	query := "SELECT " + eventColsE + from + order + q.limit(f.Limit)
 	rows, err := d.read.QueryContext(ctx, query, q.args...)
 	if err != nil {
 		return nil, fail(err, "list events")
@@ -138,6 +150,17 @@ func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]stock.EventRecord
 		return nil, fail(err, "list events")
 	}
 	return recs, nil
+}
+
+// CountEvents counts the events that match f, its Limit aside.
+func (d *DB) CountEvents(ctx context.Context, f EventFilter) (int, error) {
+	var q filter
+	from, _ := f.where(&q)
+	var n int
+	if err := d.read.QueryRowContext(ctx, "SELECT count(*)"+from, q.args...).Scan(&n); err != nil {
+		return 0, fail(err, "count events")
+	}
+	return n, nil
 }
 
 // Event returns one event with its payload, or a NotFound error.
