@@ -44,12 +44,15 @@ var checkMarks = map[string]string{checkOK: "✓", checkFail: "✗", checkSkip: 
 // key and 401 to a refused one.
 const stripeCheckSession = "cs_soldout_check"
 
+// checkSettings: check verifies every setting serve reads.
+const checkSettings = serveSettings
+
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := sharedFlags(fs, "database-url")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "check [flags]", checkSynopsis, fs.PrintDefaults, everyEnv())
+	fs.Usage = commandUsage(stderr, "check [flags]", checkSynopsis, fs.PrintDefaults, checkSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -100,7 +103,7 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 		out = append(out, checkResult{Check: check, Status: checkWarn, Detail: what})
 	}
 
-	cfg, err := loadConfig(flags, getenv, true, true)
+	cfg, err := loadConfig(flags, getenv, checkSettings)
 	var bad configError
 	if err != nil && !errors.As(err, &bad) {
 		bad = configError{err.Error()}

@@ -101,9 +101,46 @@ func (e configError) Error() string {
 	return "configuration:\n  - " + strings.Join(e, "\n  - ")
 }
 
-// loadConfig reads the settings. needStripe and needSanity say which of the
-// required groups the command uses.
-func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanity bool) (config, error) {
+// settings is a set of groups of settings. A command reads, validates and
+// lists in its -h only the groups it uses (each envHelp entry names its
+// group), so that a setting it has no use for cannot stop it.
+type settings uint
+
+const (
+	useJournal       settings = 1 << iota // where the journal is
+	useLogFormat                          // json or text
+	useLogLevel                           // the least level logged
+	usePort                               // the webhook server's port
+	usePipeline                           // the pipeline's time budget, Sanity rate and lease
+	useStripeMode                         // the shop's key and the mode it implies
+	useStripeAPI                          // where the Stripe API is (tests, stripe-mock)
+	useWebhookSecret                      // what Stripe signs with
+	useSanity                             // the dataset and how to reach it
+	useServer                             // what only serve's listeners use: metrics, storefront, checkout
+
+	useAll settings = 1<<iota - 1
+)
+
+func (s settings) has(group settings) bool { return s&group != 0 }
+
+// defaultPort is PORT's default.
+const defaultPort = "8080"
+
+// loadConfig reads and validates the groups of settings in use; the others
+// keep their defaults. Flags override the settings of the groups read.
+func loadConfig(f configFlags, getenv func(string) string, use settings) (config, error) {
+	c := config{
+		Addr:        ":" + defaultPort,
+		DatabaseURL: "soldout.db", DatabaseFrom: "DATABASE_URL",
+		LogFormat: "json", LogLevel: slog.LevelInfo,
+		Budget: httpapi.DefaultBudget, SanityRate: 25, LeaseTTL: defaultLeaseTTL(httpapi.DefaultBudget),
+		Sanity:     sanitySettings{APIVersion: sanity.DefaultAPIVersion},
+		ClientRate: 30, StorefrontRate: httpapi.DefaultStorefrontRate,
+		Checkout: checkoutSettings{
+			ReservationTTL: defaultReservationTTL, DefaultCurrency: "eur", ArtworkType: "artwork",
+			TitleField: "title", PriceField: "price", CurrencyField: "currency", ImageField: "imageUrl",
+		},
+	}
 	var bad configError
 	env := func(name, def string) string {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
@@ -111,150 +148,98 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 		}
 		return def
 	}
-	c := config{
-		DatabaseURL: first(*f.databaseURL, env("DATABASE_URL", "soldout.db")),
-		LogFormat:   first(*f.logFormat, env("SOLDOUT_LOG_FORMAT", "json")),
-		Budget:      *f.budget,
-		SanityRate:  *f.sanityRate,
-	}
-	// Messages name what the operator typed: the flag when it was given.
-	c.DatabaseFrom = "DATABASE_URL"
-	if *f.databaseURL != "" {
-		c.DatabaseFrom = "-database-url"
-	}
 
-	c.Addr = *f.addr
-	if c.Addr == "" {
-		port := env("PORT", "8080")
-		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-			bad = append(bad, fmt.Sprintf("PORT=%q is not a port number (0-65535)", port))
+	if use.has(useJournal) {
+		c.DatabaseURL = first(*f.databaseURL, env("DATABASE_URL", c.DatabaseURL))
+		// Messages name what the operator typed: the flag when it was given.
+		if *f.databaseURL != "" {
+			c.DatabaseFrom = "-database-url"
 		}
-		c.Addr = ":" + port
 	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		if *f.logFormat != "" {
-			bad = append(bad, fmt.Sprintf("-log-format %q: use json or text", c.LogFormat))
+	if use.has(usePort) {
+		if *f.addr != "" {
+			c.Addr = *f.addr
 		} else {
-			bad = append(bad, fmt.Sprintf("SOLDOUT_LOG_FORMAT=%q: use json or text", c.LogFormat))
-		}
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(env("SOLDOUT_LOG_LEVEL", "info"))); err != nil {
-		bad = append(bad, "SOLDOUT_LOG_LEVEL: use debug, info, warn or error")
-	}
-	switch {
-	case c.Budget != 0:
-		if !budgetInRange(c.Budget) {
-			bad = append(bad, fmt.Sprintf("-budget %s: a duration between %s and %s, e.g. 8s", c.Budget, minBudget, maxBudget))
-		}
-	default:
-		c.Budget = httpapi.DefaultBudget
-		if v := env("SOLDOUT_TIME_BUDGET", ""); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || !budgetInRange(d) {
-				bad = append(bad, fmt.Sprintf("SOLDOUT_TIME_BUDGET=%q: a duration between %s and %s, e.g. 8s", v, minBudget, maxBudget))
+			port := env("PORT", defaultPort)
+			if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+				bad = append(bad, fmt.Sprintf("PORT=%q is not a port number (0-65535)", port))
 			}
-			c.Budget = d
+			c.Addr = ":" + port
 		}
 	}
-	var leaseErr string
-	if c.LeaseTTL, leaseErr = parseLeaseTTL(env("SOLDOUT_LEASE_TTL", ""), c.Budget); leaseErr != "" {
-		bad = append(bad, leaseErr)
-	}
-	// NaN is no rate: it would pass a plain r < min.
-	validRate := func(r float64) bool { return r >= sanity.MinMutationsPerSecond && !math.IsNaN(r) }
-	switch {
-	case c.SanityRate != 0:
-		if !validRate(c.SanityRate) {
-			bad = append(bad, fmt.Sprintf("-sanity-rate %g: mutation requests per second, at least %d (Sanity allows 25 per IP)", c.SanityRate, sanity.MinMutationsPerSecond))
-		}
-	default:
-		c.SanityRate = 25
-		if v := env("SOLDOUT_SANITY_RATE", ""); v != "" {
-			r, err := strconv.ParseFloat(v, 64)
-			if err != nil || !validRate(r) {
-				bad = append(bad, fmt.Sprintf("SOLDOUT_SANITY_RATE=%q: mutation requests per second, at least %d (Sanity allows 25 per IP)", v, sanity.MinMutationsPerSecond))
+	if use.has(useLogFormat) {
+		c.LogFormat = first(*f.logFormat, env("SOLDOUT_LOG_FORMAT", c.LogFormat))
+		if c.LogFormat != "json" && c.LogFormat != "text" {
+			if *f.logFormat != "" {
+				bad = append(bad, fmt.Sprintf("-log-format %q: use json or text", c.LogFormat))
+			} else {
+				bad = append(bad, fmt.Sprintf("SOLDOUT_LOG_FORMAT=%q: use json or text", c.LogFormat))
 			}
-			c.SanityRate = r
+		}
+	}
+	if use.has(useLogLevel) {
+		if v := env("SOLDOUT_LOG_LEVEL", ""); v != "" {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				bad = append(bad, "SOLDOUT_LOG_LEVEL: use debug, info, warn or error")
+			}
+		}
+	}
+	if use.has(usePipeline) {
+		switch {
+		case *f.budget != 0:
+			c.Budget = *f.budget
+			if !budgetInRange(c.Budget) {
+				bad = append(bad, fmt.Sprintf("-budget %s: a duration between %s and %s, e.g. 8s", c.Budget, minBudget, maxBudget))
+			}
+		default:
+			if v := env("SOLDOUT_TIME_BUDGET", ""); v != "" {
+				d, err := time.ParseDuration(v)
+				if err != nil || !budgetInRange(d) {
+					bad = append(bad, fmt.Sprintf("SOLDOUT_TIME_BUDGET=%q: a duration between %s and %s, e.g. 8s", v, minBudget, maxBudget))
+				}
+				c.Budget = d
+			}
+		}
+		var leaseErr string
+		if c.LeaseTTL, leaseErr = parseLeaseTTL(env("SOLDOUT_LEASE_TTL", ""), c.Budget); leaseErr != "" {
+			bad = append(bad, leaseErr)
+		}
+		// NaN is no rate: it would pass a plain r < min.
+		validRate := func(r float64) bool { return r >= sanity.MinMutationsPerSecond && !math.IsNaN(r) }
+		switch {
+		case *f.sanityRate != 0:
+			c.SanityRate = *f.sanityRate
+			if !validRate(c.SanityRate) {
+				bad = append(bad, fmt.Sprintf("-sanity-rate %g: mutation requests per second, at least %d (Sanity allows 25 per IP)", c.SanityRate, sanity.MinMutationsPerSecond))
+			}
+		default:
+			if v := env("SOLDOUT_SANITY_RATE", ""); v != "" {
+				r, err := strconv.ParseFloat(v, 64)
+				if err != nil || !validRate(r) {
+					bad = append(bad, fmt.Sprintf("SOLDOUT_SANITY_RATE=%q: mutation requests per second, at least %d (Sanity allows 25 per IP)", v, sanity.MinMutationsPerSecond))
+				}
+				c.SanityRate = r
+			}
 		}
 	}
 
-	c.StripeSecretKey = strings.TrimSpace(getenv("STRIPE_SECRET_KEY"))
-	var modeErr string
-	if c.StripeMode, modeErr = stripeMode(env("SOLDOUT_STRIPE_MODE", ""), c.StripeSecretKey); modeErr != "" {
-		bad = append(bad, modeErr)
-	}
-	c.StripeAPIBase = env("STRIPE_API_BASE", "")
-	if c.StripeAPIBase != "" && !isBaseURL(c.StripeAPIBase) {
-		bad = append(bad, fmt.Sprintf("STRIPE_API_BASE=%q: a base URL such as http://127.0.0.1:12111, without a path", c.StripeAPIBase))
-	}
-	c.MetricsAddr = env("SOLDOUT_METRICS_ADDR", "")
-	if c.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
-			bad = append(bad, fmt.Sprintf("SOLDOUT_METRICS_ADDR=%q: host:port, e.g. 127.0.0.1:9090", c.MetricsAddr))
+	if use.has(useStripeMode) {
+		c.StripeSecretKey = strings.TrimSpace(getenv("STRIPE_SECRET_KEY"))
+		var modeErr string
+		if c.StripeMode, modeErr = stripeMode(env("SOLDOUT_STRIPE_MODE", ""), c.StripeSecretKey); modeErr != "" {
+			bad = append(bad, modeErr)
 		}
 	}
-	c.ClientRate = 30
-	if v := env("SOLDOUT_CLIENT_RATE", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			bad = append(bad, fmt.Sprintf("SOLDOUT_CLIENT_RATE=%q: requests per minute per client, a positive whole number", v))
-		}
-		c.ClientRate = n
-	}
-	c.StorefrontRate = httpapi.DefaultStorefrontRate
-	if v := env("SOLDOUT_STOREFRONT_RATE", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			bad = append(bad, fmt.Sprintf("SOLDOUT_STOREFRONT_RATE=%q: storefront requests per second of all clients together, a positive whole number", v))
-		}
-		c.StorefrontRate = n
-	}
-	var clientHolds int
-	if v := env("SOLDOUT_CLIENT_HOLDS", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			bad = append(bad, fmt.Sprintf("SOLDOUT_CLIENT_HOLDS=%q: pieces one client may hold in checkout at once, a whole number (0: no cap)", v))
-		}
-		clientHolds = n
-	}
-	c.Checkout = checkoutSettings{
-		ClientHolds:     clientHolds,
-		ReservationTTL:  defaultReservationTTL,
-		SuccessURL:      env("SOLDOUT_SUCCESS_URL", ""),
-		CancelURL:       env("SOLDOUT_CANCEL_URL", ""),
-		DefaultCurrency: strings.ToLower(env("SOLDOUT_DEFAULT_CURRENCY", "eur")),
-		ArtworkType:     env("SOLDOUT_ARTWORK_TYPE", "artwork"),
-		TitleField:      env("SOLDOUT_FIELD_TITLE", "title"),
-		PriceField:      env("SOLDOUT_FIELD_PRICE", "price"),
-		CurrencyField:   env("SOLDOUT_FIELD_CURRENCY", "currency"),
-		ImageField:      env("SOLDOUT_FIELD_IMAGE", "imageUrl"),
-	}
-	for name, v := range map[string]string{"SOLDOUT_SUCCESS_URL": c.Checkout.SuccessURL, "SOLDOUT_CANCEL_URL": c.Checkout.CancelURL} {
-		if problem := returnURLProblem(v); problem != "" {
-			bad = append(bad, fmt.Sprintf("%s=%q: %s", name, v, problem))
+	if use.has(useStripeAPI) {
+		c.StripeAPIBase = env("STRIPE_API_BASE", "")
+		if c.StripeAPIBase != "" && !isBaseURL(c.StripeAPIBase) {
+			bad = append(bad, fmt.Sprintf("STRIPE_API_BASE=%q: a base URL such as http://127.0.0.1:12111, without a path", c.StripeAPIBase))
 		}
 	}
-	if v := env("SOLDOUT_RESERVATION_TTL", ""); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < defaultReservationTTL || d > 24*time.Hour-time.Minute {
-			bad = append(bad, fmt.Sprintf("SOLDOUT_RESERVATION_TTL=%q: between 31m (Stripe's minimum for expires_at, 30 minutes from the session's creation, and a minute for the time until Stripe creates it and for clock skew) and 23h59m", v))
-		}
-		c.Checkout.ReservationTTL = d
+	if use.has(useServer) {
+		bad = append(bad, c.readServer(env)...)
 	}
-	for _, o := range strings.Split(env("SOLDOUT_ALLOWED_ORIGINS", ""), ",") {
-		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o == "" {
-			continue
-		}
-		if !isBaseURL(o) {
-			bad = append(bad, fmt.Sprintf("SOLDOUT_ALLOWED_ORIGINS: %q is not an origin like https://shop.example.com", o))
-		}
-		c.Checkout.AllowedOrigins = append(c.Checkout.AllowedOrigins, o)
-	}
-	if len(c.Checkout.DefaultCurrency) != 3 {
-		bad = append(bad, fmt.Sprintf("SOLDOUT_DEFAULT_CURRENCY=%q: a three-letter ISO code such as eur", c.Checkout.DefaultCurrency))
-	}
-
-	if needStripe {
+	if use.has(useWebhookSecret) {
 		secret := getenv("STRIPE_WEBHOOK_SECRET")
 		if strings.TrimSpace(secret) == "" {
 			bad = append(bad, "STRIPE_WEBHOOK_SECRET is not set: copy the signing secret (whsec_…) from Stripe Dashboard → Developers → Webhooks → your endpoint, or from the output of `stripe listen`")
@@ -264,42 +249,114 @@ func loadConfig(f configFlags, getenv func(string) string, needStripe, needSanit
 			c.WebhookSecrets = secrets
 		}
 	}
-
-	if needSanity {
-		s := sanitySettings{
-			ProjectID:  env("SANITY_PROJECT_ID", ""),
-			Dataset:    env("SANITY_DATASET", ""),
-			Token:      strings.TrimSpace(getenv("SANITY_API_TOKEN")),
-			APIVersion: strings.TrimPrefix(env("SANITY_API_VERSION", sanity.DefaultAPIVersion), "v"),
-			Host:       env("SANITY_API_HOST", ""),
-		}
-		switch {
-		case s.ProjectID == "":
-			bad = append(bad, "SANITY_PROJECT_ID is not set: it is projectId in the Studio's sanity.config.ts, or the id shown at sanity.io/manage")
-		case !sanity.ValidProjectID(s.ProjectID):
-			bad = append(bad, fmt.Sprintf("SANITY_PROJECT_ID=%q is not a Sanity project id (letters, digits and -, as shown at sanity.io/manage)", s.ProjectID))
-		}
-		switch {
-		case s.Dataset == "":
-			bad = append(bad, "SANITY_DATASET is not set: the dataset holding the artworks, usually production (dataset in sanity.config.ts)")
-		case !sanity.ValidDataset(s.Dataset):
-			bad = append(bad, fmt.Sprintf("SANITY_DATASET=%q is not a dataset name (lowercase letters, digits, _ and -, or ~ and an alias)", s.Dataset))
-		}
-		if s.Token == "" {
-			bad = append(bad, "SANITY_API_TOKEN is not set: create a robot token with the Editor role at sanity.io/manage → your project → API → Tokens")
-		}
-		if problem := sanity.APIVersionProblem(s.APIVersion); problem != "" {
-			bad = append(bad, fmt.Sprintf("SANITY_API_VERSION=%q: %s", s.APIVersion, problem))
-		}
-		if err := sanity.CheckHost(s.Host, s.Token); err != nil {
-			bad = append(bad, fmt.Sprintf("SANITY_API_HOST=%q: %v", s.Host, err))
-		}
-		c.Sanity = s
+	if use.has(useSanity) {
+		bad = append(bad, c.readSanity(env)...)
 	}
 	if len(bad) > 0 {
 		return c, bad
 	}
 	return c, nil
+}
+
+// readServer reads the settings of serve's listeners beyond the webhook:
+// metrics, the storefront's rates and checkout. It returns what is wrong.
+func (c *config) readServer(env func(name, def string) string) (bad configError) {
+	c.MetricsAddr = env("SOLDOUT_METRICS_ADDR", "")
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_METRICS_ADDR=%q: host:port, e.g. 127.0.0.1:9090", c.MetricsAddr))
+		}
+	}
+	if v := env("SOLDOUT_CLIENT_RATE", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_CLIENT_RATE=%q: requests per minute per client, a positive whole number", v))
+		}
+		c.ClientRate = n
+	}
+	if v := env("SOLDOUT_STOREFRONT_RATE", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_STOREFRONT_RATE=%q: storefront requests per second of all clients together, a positive whole number", v))
+		}
+		c.StorefrontRate = n
+	}
+	co := &c.Checkout
+	if v := env("SOLDOUT_CLIENT_HOLDS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_CLIENT_HOLDS=%q: pieces one client may hold in checkout at once, a whole number (0: no cap)", v))
+		}
+		co.ClientHolds = n
+	}
+	co.SuccessURL = env("SOLDOUT_SUCCESS_URL", "")
+	co.CancelURL = env("SOLDOUT_CANCEL_URL", "")
+	co.DefaultCurrency = strings.ToLower(env("SOLDOUT_DEFAULT_CURRENCY", co.DefaultCurrency))
+	co.ArtworkType = env("SOLDOUT_ARTWORK_TYPE", co.ArtworkType)
+	co.TitleField = env("SOLDOUT_FIELD_TITLE", co.TitleField)
+	co.PriceField = env("SOLDOUT_FIELD_PRICE", co.PriceField)
+	co.CurrencyField = env("SOLDOUT_FIELD_CURRENCY", co.CurrencyField)
+	co.ImageField = env("SOLDOUT_FIELD_IMAGE", co.ImageField)
+	for name, v := range map[string]string{"SOLDOUT_SUCCESS_URL": co.SuccessURL, "SOLDOUT_CANCEL_URL": co.CancelURL} {
+		if problem := returnURLProblem(v); problem != "" {
+			bad = append(bad, fmt.Sprintf("%s=%q: %s", name, v, problem))
+		}
+	}
+	if v := env("SOLDOUT_RESERVATION_TTL", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < defaultReservationTTL || d > 24*time.Hour-time.Minute {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_RESERVATION_TTL=%q: between 31m (Stripe's minimum for expires_at, 30 minutes from the session's creation, and a minute for the time until Stripe creates it and for clock skew) and 23h59m", v))
+		}
+		co.ReservationTTL = d
+	}
+	for _, o := range strings.Split(env("SOLDOUT_ALLOWED_ORIGINS", ""), ",") {
+		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o == "" {
+			continue
+		}
+		if !isBaseURL(o) {
+			bad = append(bad, fmt.Sprintf("SOLDOUT_ALLOWED_ORIGINS: %q is not an origin like https://shop.example.com", o))
+		}
+		co.AllowedOrigins = append(co.AllowedOrigins, o)
+	}
+	if len(co.DefaultCurrency) != 3 {
+		bad = append(bad, fmt.Sprintf("SOLDOUT_DEFAULT_CURRENCY=%q: a three-letter ISO code such as eur", co.DefaultCurrency))
+	}
+	return bad
+}
+
+// readSanity reads the Sanity settings, all required but the version and
+// host. It returns what is wrong.
+func (c *config) readSanity(env func(name, def string) string) (bad configError) {
+	s := sanitySettings{
+		ProjectID:  env("SANITY_PROJECT_ID", ""),
+		Dataset:    env("SANITY_DATASET", ""),
+		Token:      env("SANITY_API_TOKEN", ""),
+		APIVersion: strings.TrimPrefix(env("SANITY_API_VERSION", c.Sanity.APIVersion), "v"),
+		Host:       env("SANITY_API_HOST", ""),
+	}
+	switch {
+	case s.ProjectID == "":
+		bad = append(bad, "SANITY_PROJECT_ID is not set: it is projectId in the Studio's sanity.config.ts, or the id shown at sanity.io/manage")
+	case !sanity.ValidProjectID(s.ProjectID):
+		bad = append(bad, fmt.Sprintf("SANITY_PROJECT_ID=%q is not a Sanity project id (letters, digits and -, as shown at sanity.io/manage)", s.ProjectID))
+	}
+	switch {
+	case s.Dataset == "":
+		bad = append(bad, "SANITY_DATASET is not set: the dataset holding the artworks, usually production (dataset in sanity.config.ts)")
+	case !sanity.ValidDataset(s.Dataset):
+		bad = append(bad, fmt.Sprintf("SANITY_DATASET=%q is not a dataset name (lowercase letters, digits, _ and -, or ~ and an alias)", s.Dataset))
+	}
+	if s.Token == "" {
+		bad = append(bad, "SANITY_API_TOKEN is not set: create a robot token with the Editor role at sanity.io/manage → your project → API → Tokens")
+	}
+	if problem := sanity.APIVersionProblem(s.APIVersion); problem != "" {
+		bad = append(bad, fmt.Sprintf("SANITY_API_VERSION=%q: %s", s.APIVersion, problem))
+	}
+	if err := sanity.CheckHost(s.Host, s.Token); err != nil {
+		bad = append(bad, fmt.Sprintf("SANITY_API_HOST=%q: %v", s.Host, err))
+	}
+	c.Sanity = s
+	return bad
 }
 
 // sessionIDPlaceholder is the one placeholder Stripe fills in a return URL.

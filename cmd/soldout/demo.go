@@ -48,13 +48,16 @@ var demoArtworks = []struct{ id, title string }{
 	{"artwork-still-here", "Still Here"},
 }
 
+// demoSettings: the demo supplies its own settings but the log level.
+const demoSettings = useLogLevel
+
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	keep := fs.Bool("keep", false, "keep serving after the tour, until Ctrl-C")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address of the demo server (use 127.0.0.1:8080 with -keep)")
 	showLogs := fs.Bool("logs", false, "also print the server's log lines (text format) to stderr")
-	fs.Usage = commandUsage(stderr, "demo [flags]", demoSynopsis, fs.PrintDefaults, []string{"SOLDOUT_LOG_LEVEL"})
+	fs.Usage = commandUsage(stderr, "demo [flags]", demoSynopsis, fs.PrintDefaults, demoSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -78,12 +81,14 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer os.RemoveAll(dir)
 	secret := "whsec_demo_" + randomHex(12)
+	// Every group, from the demo's own environment: only the log level is
+	// this shell's.
 	cfg, err := loadConfig(addConfigFlags(flag.NewFlagSet("", flag.ContinueOnError)), envMap(map[string]string{
 		"STRIPE_WEBHOOK_SECRET": secret,
 		"SANITY_PROJECT_ID":     demoProject, "SANITY_DATASET": demoDataset, "SANITY_API_TOKEN": demoToken,
 		"SANITY_API_HOST": lakeURL, "DATABASE_URL": filepath.Join(dir, "journal.db"),
 		"SOLDOUT_LOG_FORMAT": "text", "SOLDOUT_LOG_LEVEL": getenv("SOLDOUT_LOG_LEVEL"),
-	}), true, true)
+	}), useAll)
 	if err != nil {
 		return err
 	}
@@ -121,7 +126,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	// Every setting the operator commands need to reach this demo, in one
 	// line to paste: the journal, the secret trigger signs with, and the
 	// stand-in that replay and reconcile read.
-	settings := strings.Join([]string{
+	exports := strings.Join([]string{
 		"DATABASE_URL=" + cfg.DatabaseURL, "STRIPE_WEBHOOK_SECRET=" + secret, "SANITY_PROJECT_ID=" + demoProject,
 		"SANITY_DATASET=" + demoDataset, "SANITY_API_TOKEN=" + demoToken, "SANITY_API_HOST=" + lakeURL,
 	}, " ")
@@ -141,7 +146,7 @@ or sell "Still Here" as Stripe would send it (the signature is valid for 5 minut
     -H 'Stripe-Signature: %s' \
     -d '%s'
 
-`, settings, webhookURL, webhookURL, stripehook.Sign(body, secret, time.Now()), body)
+`, exports, webhookURL, webhookURL, stripehook.Sign(body, secret, time.Now()), body)
 	return <-served
 }
 

@@ -66,6 +66,9 @@ func outcomeFilter(flag string) ([]stock.Outcome, error) {
 		flag, joinOutcomes(), filterUnfinished, filterNotApplied))
 }
 
+// eventsSettings: events list and events show only read the journal.
+const eventsSettings = useJournal
+
 func runEventsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("events list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,7 +79,7 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	artwork := fs.String("artwork", "", "only events naming this artwork id")
 	limit := fs.Int("limit", 100, "at most this many events (0: all)")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "events list [flags]", eventsListSynopsis, fs.PrintDefaults, journalEnv)
+	fs.Usage = commandUsage(stderr, "events list [flags]", eventsListSynopsis, fs.PrintDefaults, eventsSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -90,7 +93,7 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	db, err := openJournal(ctx, flags, getenv)
+	db, err := openJournal(ctx, flags, getenv, eventsSettings)
 	if err != nil {
 		return err
 	}
@@ -158,12 +161,12 @@ func runEventsShow(ctx context.Context, args []string, getenv func(string) strin
 	fs.SetOutput(stderr)
 	flags := sharedFlags(fs, "database-url")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "events show [flags] EVENT_ID", eventsShowSynopsis, fs.PrintDefaults, journalEnv)
+	fs.Usage = commandUsage(stderr, "events show [flags] EVENT_ID", eventsShowSynopsis, fs.PrintDefaults, eventsSettings)
 	id, help, err := parseFlagsAndID(fs, args, "EVENT_ID")
 	if help || err != nil {
 		return err
 	}
-	db, err := openJournal(ctx, flags, getenv)
+	db, err := openJournal(ctx, flags, getenv, eventsSettings)
 	if err != nil {
 		return err
 	}

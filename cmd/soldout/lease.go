@@ -27,7 +27,7 @@ const maxLeaseTTL = 2 * time.Minute
 // unusable.
 func parseLeaseTTL(v string, budget time.Duration) (time.Duration, string) {
 	if v == "" {
-		return max(stock.DefaultLeaseTTL, budget+defaultLeaseMargin), ""
+		return defaultLeaseTTL(budget), ""
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < budget+minLeaseMargin || d > maxLeaseTTL {
@@ -35,6 +35,11 @@ func parseLeaseTTL(v string, budget time.Duration) (time.Duration, string) {
 			v, minLeaseMargin, budget, maxLeaseTTL)
 	}
 	return d, ""
+}
+
+// defaultLeaseTTL is the lease without SOLDOUT_LEASE_TTL: see parseLeaseTTL.
+func defaultLeaseTTL(budget time.Duration) time.Duration {
+	return max(stock.DefaultLeaseTTL, budget+defaultLeaseMargin)
 }
 
 const (

@@ -103,10 +103,10 @@ func runSubcommand(ctx context.Context, name string, subs map[string]command, ar
 	return sub.run(ctx, args[1:], getenv, stdout, stderr)
 }
 
-// openJournal reads the settings and opens an existing journal, for the
-// commands that only read it.
-func openJournal(ctx context.Context, flags configFlags, getenv func(string) string) (*journal.DB, error) {
-	cfg, err := loadConfig(flags, getenv, false, false)
+// openJournal reads the settings of use, the journal's among them, and
+// opens an existing journal, for the commands that only read it.
+func openJournal(ctx context.Context, flags configFlags, getenv func(string) string, use settings) (*journal.DB, error) {
+	cfg, err := loadConfig(flags, getenv, use)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +117,15 @@ func openJournal(ctx context.Context, flags configFlags, getenv func(string) str
 	return db, nil
 }
 
-// openPipeline reads the settings and opens the journal and Sanity, for the
-// commands that run events through the pipeline; its logs go to stderr.
-func openPipeline(ctx context.Context, flags configFlags, getenv func(string) string, stderr io.Writer) (config, *app, error) {
-	cfg, err := loadConfig(flags, getenv, false, true)
+// pipelineCommandSettings is what openPipeline needs: what the pipeline
+// reads as in serve, without the listeners' settings or the webhook secret.
+const pipelineCommandSettings = useJournal | useLogFormat | useLogLevel | usePipeline | useSanity | useStripeMode
+
+// openPipeline reads the settings of use, at least pipelineCommandSettings,
+// and opens the journal and Sanity, for the commands that run events
+// through the pipeline; its logs go to stderr.
+func openPipeline(ctx context.Context, flags configFlags, getenv func(string) string, use settings, stderr io.Writer) (config, *app, error) {
+	cfg, err := loadConfig(flags, getenv, use)
 	if err != nil {
 		return cfg, nil, err
 	}

@@ -82,6 +82,9 @@ func fixText(f reconcile.Finding) string {
 	return f.Fix
 }
 
+// reconcileSettings: reconcile also asks the Stripe API.
+const reconcileSettings = pipelineCommandSettings | useStripeAPI
+
 func runReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -89,14 +92,14 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	since := sinceFlag(fs, 72*time.Hour, "check the sessions created within this long, e.g. 168h or 7d (Stripe retries webhooks for 3 days)")
 	apply := fs.Bool("apply", false, "fix what can be fixed, through the same pipeline as the webhook")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "reconcile [flags]", reconcileSynopsis, fs.PrintDefaults, pipelineCommandEnv)
+	fs.Usage = commandUsage(stderr, "reconcile [flags]", reconcileSynopsis, fs.PrintDefaults, reconcileSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *since <= 0 {
 		return usageError("-since must be positive, e.g. 72h")
 	}
-	cfg, a, err := openPipeline(ctx, flags, getenv, stderr)
+	cfg, a, err := openPipeline(ctx, flags, getenv, reconcileSettings, stderr)
 	if err != nil {
 		return err
 	}

@@ -37,18 +37,22 @@ type replayReport struct {
 	Error           string                `json:"error,omitempty"`
 }
 
+// replaySettings: replay builds no Stripe client, so it needs no
+// STRIPE_API_BASE.
+const replaySettings = pipelineCommandSettings
+
 func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := sharedFlags(fs, "database-url", "log-format", "budget", "sanity-rate")
 	force := fs.Bool("force", false, "run the rules again even if the event was applied")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "replay [flags] EVENT_ID", replaySynopsis, fs.PrintDefaults, pipelineCommandEnv)
+	fs.Usage = commandUsage(stderr, "replay [flags] EVENT_ID", replaySynopsis, fs.PrintDefaults, replaySettings)
 	id, help, err := parseFlagsAndID(fs, args, "EVENT_ID")
 	if help || err != nil {
 		return err
 	}
-	cfg, a, err := openPipeline(ctx, flags, getenv, stderr)
+	cfg, a, err := openPipeline(ctx, flags, getenv, replaySettings, stderr)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ func runSales(ctx context.Context, args []string, getenv func(string) string, st
 
 var saleStates = []stock.SaleState{stock.SaleHeld, stock.SaleSold, stock.SaleReleased, stock.SaleDoubleSale}
 
+// salesSettings: sales list only reads the journal.
+const salesSettings = useJournal
+
 func runSalesList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sales list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -37,7 +40,7 @@ func runSalesList(ctx context.Context, args []string, getenv func(string) string
 	artwork := fs.String("artwork", "", "only sales of this artwork id")
 	limit := fs.Int("limit", 0, "at most this many sales (0: all)")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "sales list [flags]", salesListSynopsis, fs.PrintDefaults, journalEnv)
+	fs.Usage = commandUsage(stderr, "sales list [flags]", salesListSynopsis, fs.PrintDefaults, salesSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -47,7 +50,7 @@ func runSalesList(ctx context.Context, args []string, getenv func(string) string
 	case *limit < 0:
 		return usageError("-limit must not be negative")
 	}
-	db, err := openJournal(ctx, flags, getenv)
+	db, err := openJournal(ctx, flags, getenv, salesSettings)
 	if err != nil {
 		return err
 	}

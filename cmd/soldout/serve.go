@@ -34,15 +34,18 @@ meanwhile; with SOLDOUT_METRICS_ADDR, Prometheus metrics are
 served on that address at /metrics.
 SIGTERM or Ctrl-C stops accepting, finishes the events in flight and exits 0.`
 
+// serveSettings: the server uses every setting.
+const serveSettings = useAll
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := addConfigFlags(fs)
-	fs.Usage = commandUsage(stderr, "serve [flags]", serveSynopsis, fs.PrintDefaults, everyEnv())
+	fs.Usage = commandUsage(stderr, "serve [flags]", serveSynopsis, fs.PrintDefaults, serveSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	cfg, err := loadConfig(flags, getenv, true, true)
+	cfg, err := loadConfig(flags, getenv, serveSettings)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,10 @@ type triggerReport struct {
 	Body      json.RawMessage `json:"body"`
 }
 
+// triggerSettings: the default -url (PORT), the secret it signs with, and
+// the Stripe mode, from this shell or else the journal (triggerMode).
+const triggerSettings = usePort | useWebhookSecret | useStripeMode | useJournal
+
 func runTrigger(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -67,7 +71,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	amount := fs.Int64("amount", 100000, "amount_total in minor units (cents)")
 	modeFlag := fs.String("mode", "", "test or live: the event's Stripe mode (default: the server's, see above; else test)")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "trigger [flags]", triggerSynopsis, fs.PrintDefaults, []string{"PORT", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "STRIPE_SECRET_KEY", "SOLDOUT_STRIPE_MODE"})
+	fs.Usage = commandUsage(stderr, "trigger [flags]", triggerSynopsis, fs.PrintDefaults, triggerSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -81,7 +85,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	if !ok {
 		return usageError(fmt.Sprintf("-kind %q: use paid, unpaid, async-succeeded, async-failed or expired", *kind))
 	}
-	cfg, err := loadConfig(flags, getenv, true, false)
+	cfg, err := loadConfig(flags, getenv, triggerSettings)
 	if err != nil {
 		return err
 	}
