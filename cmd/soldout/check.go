@@ -49,10 +49,10 @@ const checkSettings = serveSettings
 
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	flags := sharedFlags(fs, "database-url")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "check [flags]", checkSynopsis, fs.PrintDefaults, checkSettings)
+	fs.Usage = commandUsage(stdout, "check [flags]", checkSynopsis, fs.PrintDefaults, checkSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

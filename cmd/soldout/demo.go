@@ -53,11 +53,11 @@ const demoSettings = useLogLevel
 
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	keep := fs.Bool("keep", false, "keep serving after the tour, until Ctrl-C")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address of the demo server (use 127.0.0.1:8080 with -keep)")
 	showLogs := fs.Bool("logs", false, "also print the server's log lines (text format) to stderr")
-	fs.Usage = commandUsage(stderr, "demo [flags]", demoSynopsis, fs.PrintDefaults, demoSettings)
+	fs.Usage = commandUsage(stdout, "demo [flags]", demoSynopsis, fs.PrintDefaults, demoSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -71,7 +72,7 @@ const eventsSettings = useJournal
 
 func runEventsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("events list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	flags := sharedFlags(fs, "database-url")
 	since := sinceFlag(fs, 24*time.Hour, "only events first received within this long, e.g. 1h, 168h or 7d (0: all)")
 	typ := fs.String("type", "", "only this event type, e.g. checkout.session.completed")
@@ -79,7 +80,7 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	artwork := fs.String("artwork", "", "only events naming this artwork id")
 	limit := fs.Int("limit", 100, "at most this many events (0: all)")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "events list [flags]", eventsListSynopsis, fs.PrintDefaults, eventsSettings)
+	fs.Usage = commandUsage(stdout, "events list [flags]", eventsListSynopsis, fs.PrintDefaults, eventsSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -91,6 +92,9 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	}
 	outcomes, err := outcomeFilter(*outcome)
 	if err != nil {
+		return err
+	}
+	if err := typeFilterProblem(*typ); err != nil {
 		return err
 	}
 	db, err := openJournal(ctx, flags, getenv, eventsSettings)
@@ -120,12 +124,27 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 		}
 		return printJSON(stdout, views)
 	}
+	// Stripe retries an event for three days from its first delivery, which
+	// the window counts from: one still failing can be older than it.
+	older := 0
+	if *since > 0 {
+		if older, err = db.CountEvents(ctx, journal.EventFilter{Before: filter.Since, Type: *typ, ArtworkID: *artwork,
+			Outcomes: []stock.Outcome{stock.OutcomeFailed, ""}}); err != nil {
+			return err
+		}
+	}
+	olderNote := func() {
+		if older > 0 {
+			fmt.Fprintf(stdout, "\n%d more not applied, first received before this window: `soldout events list -outcome not_applied -since 0` lists them.\n", older)
+		}
+	}
 	if len(recs) == 0 {
-		fmt.Fprintf(stdout, "no events match (journal: %s)", db.Kind())
+		fmt.Fprintf(stdout, "no events match%s (journal: %s)", describeFilters(*typ, *outcome, *artwork), db.Kind())
 		if *since > 0 {
 			fmt.Fprintf(stdout, " in the last %s; -since 0 looks at all", *since)
 		}
 		fmt.Fprintln(stdout)
+		olderNote()
 		return nil
 	}
 	tw := newTable(stdout)
@@ -145,7 +164,41 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	if notApplied > 0 {
 		fmt.Fprintf(stdout, "\n%d not applied: `soldout events show ID` says why; `soldout replay ID` runs it again once the cause is fixed (`soldout reconcile --apply` for a success-page event, fulfil:…).\n", notApplied)
 	}
+	olderNote()
 	return nil
+}
+
+// describeFilters names the filters given, for a listing that found nothing.
+func describeFilters(typ, outcome, artwork string) string {
+	var parts []string
+	for _, f := range []struct{ flag, value string }{{"-type", typ}, {"-outcome", outcome}, {"-artwork", artwork}} {
+		if f.value != "" {
+			parts = append(parts, fmt.Sprintf("%s %q", f.flag, f.value))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " " + strings.Join(parts, " ")
+}
+
+// checkoutTypes are the Checkout Session events soldout acts on.
+var checkoutTypes = []string{stock.CheckoutCompleted, stock.CheckoutAsyncSucceeded, stock.CheckoutAsyncFailed, stock.CheckoutExpired}
+
+// typeFilterProblem refuses a -type that looks like a mistyped checkout
+// event, which would list nothing and send the operator widening -since.
+// Other types pass: the journal keeps every event Stripe sends.
+func typeFilterProblem(typ string) error {
+	if !strings.HasPrefix(typ, "checkout.session.") || slices.Contains(checkoutTypes, typ) {
+		return nil
+	}
+	best, bestDistance := "", math.MaxInt
+	for _, known := range checkoutTypes {
+		if d := editDistance(typ, known); d < bestDistance {
+			best, bestDistance = known, d
+		}
+	}
+	return usageError(fmt.Sprintf("-type %q is no Checkout Session event: did you mean %q? (soldout acts on %s)", typ, best, strings.Join(checkoutTypes, ", ")))
 }
 
 func joinOutcomes() string {
@@ -158,10 +211,10 @@ func joinOutcomes() string {
 
 func runEventsShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("events show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	flags := sharedFlags(fs, "database-url")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "events show [flags] EVENT_ID", eventsShowSynopsis, fs.PrintDefaults, eventsSettings)
+	fs.Usage = commandUsage(stdout, "events show [flags] EVENT_ID", eventsShowSynopsis, fs.PrintDefaults, eventsSettings)
 	id, help, err := parseFlagsAndID(fs, args, "EVENT_ID")
 	if help || err != nil {
 		return err

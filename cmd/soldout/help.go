@@ -28,7 +28,8 @@ func commands() map[string]command {
 		"reconcile": {"compare Stripe's completed sessions with the journal and Sanity; --apply fixes", operatorOutput(runReconcile)},
 		"check":     {"verify the configuration before going live, one ✓ or ✗ line per check", operatorOutput(runCheck)},
 		"trigger":   {"send a correctly signed sample event to a running soldout", operatorOutput(runTrigger)},
-		"help": {"show this help; help COMMAND shows that command's", func(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
+		"version": {"print soldout's version, commit, journal schema and Stripe API version", runVersion},
+		"help": {"show this help; help COMMAND [SUBCOMMAND] shows that command's", func(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
 			if len(args) == 0 {
 				printHelp(stdout)
 				return nil
@@ -37,8 +38,8 @@ func commands() map[string]command {
 			if !ok || args[0] == "help" {
 				return unknownCommand(args[0])
 			}
-			// Asked for, the help goes to stdout, where a pager or grep reads it.
-			return cmd.run(ctx, []string{"-h"}, getenv, stdout, stdout)
+			// help events list is events list -h.
+			return cmd.run(ctx, append(args[1:], "-h"), getenv, stdout, stdout)
 		}},
 	}
 }

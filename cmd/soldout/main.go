@@ -36,7 +36,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cmd, ok := commands()[name]
 	if !ok {
-		printHelp(stderr)
 		return unknownCommand(args[0])
 	}
 	return cmd.run(ctx, args[1:], getenv, stdout, stderr)
@@ -54,7 +53,7 @@ func unknownCommand(name string) error {
 	if best != "" {
 		msg += fmt.Sprintf(": did you mean %q?", best)
 	}
-	return usageError(msg)
+	return usageError(msg + " (see `soldout help`)")
 }
 
 // editDistance is Levenshtein's distance between a and b.

@@ -354,10 +354,19 @@ func TestHelp(t *testing.T) {
 			}
 		}
 	}
-	// help COMMAND is that command's -h, on stdout where grep reads it.
-	var replayHelp bytes.Buffer
-	if err := run(context.Background(), []string{"help", "replay"}, testEnv("", nil), &replayHelp, io.Discard); err != nil || !strings.Contains(replayHelp.String(), "Usage: soldout replay") {
-		t.Errorf("help replay: %v\n%s", err, replayHelp.String())
+	// help COMMAND [SUBCOMMAND] is that command's -h.
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help", "replay"}, "Usage: soldout replay"},
+		{[]string{"help", "events"}, "Usage: soldout events <list|show>"},
+		{[]string{"help", "events", "list"}, "Usage: soldout events list"},
+	} {
+		var help bytes.Buffer
+		if err := run(context.Background(), tt.args, testEnv("", nil), &help, io.Discard); err != nil || !strings.Contains(help.String(), tt.want) {
+			t.Errorf("%v: %v\n%s", tt.args, err, help.String())
+		}
 	}
 	for _, args := range [][]string{{"evnets"}, {"help", "evnets"}} {
 		err := run(context.Background(), args, testEnv("", nil), io.Discard, io.Discard)
@@ -365,8 +374,9 @@ func TestHelp(t *testing.T) {
 			t.Errorf("soldout %v: %v, want a usage error suggesting events", args, err)
 		}
 	}
+	// -h, asked for, goes to stdout, where a pager reads it.
 	var serveHelp bytes.Buffer
-	if err := run(context.Background(), []string{"serve", "-h"}, testEnv("", nil), io.Discard, &serveHelp); err != nil {
+	if err := run(context.Background(), []string{"serve", "-h"}, testEnv("", nil), &serveHelp, io.Discard); err != nil {
 		t.Fatalf("serve -h: %v", err)
 	}
 	for _, want := range []string{"-addr", "-database-url", "PORT", "stripe listen"} {

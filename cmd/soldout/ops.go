@@ -79,25 +79,24 @@ func parseFlagsAndID(fs *flag.FlagSet, args []string, what string) (id string, h
 // runSubcommand dispatches `soldout <name> <sub> …`.
 func runSubcommand(ctx context.Context, name string, subs map[string]command, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	names := slices.Sorted(maps.Keys(subs))
-	usage := func() {
-		fmt.Fprintf(stderr, "Usage: soldout %s <%s> [flags]\n\n", name, strings.Join(names, "|"))
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: soldout %s <%s> [flags]\n\n", name, strings.Join(names, "|"))
 		for _, n := range names {
-			fmt.Fprintf(stderr, "  %-6s %s\n", n, subs[n].summary)
+			fmt.Fprintf(w, "  %-6s %s\n", n, subs[n].summary)
 		}
-		fmt.Fprintf(stderr, "\nRun `soldout %s <command> -h` for its flags.\n", name)
+		fmt.Fprintf(w, "\nRun `soldout %s <command> -h` for its flags.\n", name)
 	}
 	if len(args) == 0 {
-		usage()
+		usage(stderr)
 		return usageError(fmt.Sprintf("missing command after %q: use one of %s", name, strings.Join(names, ", ")))
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		usage()
+		usage(stdout)
 		return nil
 	}
 	sub, ok := subs[args[0]]
 	if !ok {
-		usage()
 		return usageError(fmt.Sprintf("unknown command %q for soldout %s: use one of %s", args[0], name, strings.Join(names, ", ")))
 	}
 	return sub.run(ctx, args[1:], getenv, stdout, stderr)

@@ -5,10 +5,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	"soldout/internal/journal"
 	"soldout/internal/sanity/memlake"
 	"soldout/internal/stock"
+	"soldout/internal/stripeapi"
 	"soldout/internal/stripeapi/stripetest"
 )
 
@@ -282,7 +285,7 @@ func TestOpsReplay(t *testing.T) {
 
 	// Applied: nothing more is done unless forced.
 	writes := len(o.srv.lake.Transactions())
-	wantIn(t, "replay of a final event", o.ok("replay", id), "already applied (outcome sold: art-r=sold)", "--force")
+	wantIn(t, "replay of a final event", o.ok("replay", id), "already decided (outcome sold: art-r=sold)", "--force")
 	var rep replayReport
 	if o.decode(&rep, "replay", id); rep.Replayed || rep.PreviousOutcome != stock.OutcomeSold {
 		t.Errorf("replay -json: %+v", rep)
@@ -673,9 +676,18 @@ func TestOpsTrigger(t *testing.T) {
 	wantIn(t, "trigger without artwork", o.ok("trigger", "-url", o.srv.url+"/api/webhook"), "checkout.session.expired", `"outcome":"ignored"`)
 	wantIn(t, "a paid trigger without artwork", o.ok("trigger", "-url", o.srv.url+"/api/webhook", "-kind", "paid"), "checkout.session.completed", `"outcome":"invalid_metadata"`)
 
+	// A paid session naming no artwork is decided: a replay says a person
+	// must act.
+	wantIn(t, "replay of invalid metadata", o.ok("replay", invalidEventID(t, o)), "already decided (outcome invalid_metadata", "a person must act on invalid_metadata")
+
 	o.env["STRIPE_WEBHOOK_SECRET"] = "whsec_another_endpoint_secret"
 	if _, errOut, code := o.soldout("trigger", "-url", o.srv.url+"/api/webhook"); code != 1 || !strings.Contains(errOut, "another STRIPE_WEBHOOK_SECRET") {
 		t.Errorf("wrong secret: exit %d, %s", code, errOut)
+	}
+	// While rolling: trigger signs with the first, which the server lacks.
+	o.env["STRIPE_WEBHOOK_SECRET"] = "whsec_another_endpoint_secret," + testSecret
+	if _, errOut, code := o.soldout("trigger", "-url", o.srv.url+"/api/webhook"); code != 1 || !strings.Contains(errOut, "the first of this shell's 2") {
+		t.Errorf("several secrets, the first wrong: exit %d, %s", code, errOut)
 	}
 	if _, errOut, code := o.soldout("trigger", "-url", "http://127.0.0.1:1/api/webhook"); code != 1 || !strings.Contains(errOut, "soldout serve") {
 		t.Errorf("nobody listening: exit %d, %s", code, errOut)
@@ -686,6 +698,58 @@ func TestOpsTrigger(t *testing.T) {
 	o.env["STRIPE_WEBHOOK_SECRET"] = ""
 	if _, errOut, code := o.soldout("trigger"); code != 1 || !strings.Contains(errOut, "STRIPE_WEBHOOK_SECRET is not set") {
 		t.Errorf("no secret: exit %d, %s", code, errOut)
+	}
+}
+
+// invalidEventID is the id of the newest invalid_metadata event.
+func invalidEventID(t *testing.T, o *opsShop) string {
+	t.Helper()
+	var events []eventView
+	o.decode(&events, "events", "list", "-outcome", "invalid_metadata")
+	if len(events) == 0 {
+		t.Fatal("no invalid_metadata event")
+	}
+	return events[0].ID
+}
+
+// TestEventsListTellsOfOlderFailures: an event still failing whose first
+// delivery is older than the window is not listed, but counted below the
+// list; and a listing that finds nothing names its filters.
+func TestEventsListTellsOfOlderFailures(t *testing.T) {
+	o := startShop(t)
+	o.artwork("art-1", true)
+	o.sell("paid", "art-1", "cs_new", "sold")
+	db, err := journal.Open(context.Background(), o.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := stock.Event{ID: "evt_old", Type: stock.CheckoutCompleted, Created: time.Now().Add(-31 * time.Hour), Payload: []byte(`{"object":"event"}`),
+		Session: stock.Session{ID: "cs_old", ArtworkIDs: []string{"art-2"}}}
+	_, err = db.RecordDelivery(context.Background(), old, time.Now().Add(-30*time.Hour))
+	if err == nil {
+		err = db.FinishEvent(context.Background(), old.ID, stock.OutcomeFailed, "", "sanity down", time.Now().Add(-30*time.Hour))
+	}
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const note = "1 more not applied, first received before this window: `soldout events list -outcome not_applied -since 0` lists them."
+	wantIn(t, "events list", o.ok("events", "list"), "cs_new", note)
+	wantIn(t, "events list -outcome not_applied", o.ok("events", "list", "-outcome", "not_applied"),
+		`no events match -outcome "not_applied" (journal: sqlite) in the last 24h0m0s`, note)
+	if out := o.ok("events", "list", "-since", "0"); !strings.Contains(out, "evt_old") || strings.Contains(out, "before this window") {
+		t.Errorf("events list -since 0 lists everything and notes nothing:\n%s", out)
+	}
+	if out := o.ok("events", "list", "-artwork", "art-1"); strings.Contains(out, "before this window") {
+		t.Errorf("the note counts another artwork's events:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := runCommand(t, testEnv("", nil), "version")
+	wantIn(t, "version", out, "soldout ", runtime.Version(), fmt.Sprintf("journal schema %d", journal.LatestSchemaVersion()), stripeapi.APIVersion)
+	if code != 0 {
+		t.Errorf("version: exit %d", code)
 	}
 }
 
@@ -769,6 +833,9 @@ func TestFlagMistakes(t *testing.T) {
 		{[]string{"events", "show"}, "soldout: missing EVENT_ID (see `soldout events show -h`)\n"},
 		{[]string{"replay", "evt_1", "extra"}, "soldout: unexpected argument \"extra\" (see `soldout replay -h`)\n"},
 		{[]string{"reconcile", "-since"}, "soldout: flag needs an argument: -since (see `soldout reconcile -h`)\n"},
+		{[]string{"evnets", "list"}, "soldout: unknown command \"evnets\": did you mean \"events\"? (see `soldout help`)\n"},
+		{[]string{"events", "bogus"}, "soldout: unknown command \"bogus\" for soldout events: use one of list, show\n"},
+		{[]string{"events", "list", "-type", "checkout.session.complete"}, "soldout: -type \"checkout.session.complete\" is no Checkout Session event: did you mean \"checkout.session.completed\"? (soldout acts on checkout.session.completed, checkout.session.async_payment_succeeded, checkout.session.async_payment_failed, checkout.session.expired)\n"},
 	} {
 		stdout, stderr, code := runCommand(t, getenv, tt.args...)
 		if code != 2 || stdout != "" || stderr != tt.want {

@@ -87,12 +87,12 @@ const reconcileSettings = pipelineCommandSettings | useStripeAPI
 
 func runReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	flags := sharedFlags(fs, "database-url", "log-format", "budget", "sanity-rate")
 	since := sinceFlag(fs, 72*time.Hour, "check the sessions created within this long, e.g. 168h or 7d (Stripe retries webhooks for 3 days)")
 	apply := fs.Bool("apply", false, "fix what can be fixed, through the same pipeline as the webhook")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "reconcile [flags]", reconcileSynopsis, fs.PrintDefaults, reconcileSettings)
+	fs.Usage = commandUsage(stdout, "reconcile [flags]", reconcileSynopsis, fs.PrintDefaults, reconcileSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

@@ -26,6 +26,12 @@ Examples:
   soldout replay evt_1QxYz…                   apply it now
   soldout replay -force evt_1QxYz…            Sanity was edited back to for sale`
 
+// needsPerson reports whether outcome is a decision that no run of the
+// rules changes: the event is done, and a person has something to do.
+func needsPerson(o stock.Outcome) bool {
+	return o == stock.OutcomeInvalidMetadata || o == stock.OutcomeDoubleSale
+}
+
 // replayReport is what replay prints with -json.
 type replayReport struct {
 	EventID         string                `json:"event_id"`
@@ -43,11 +49,11 @@ const replaySettings = pipelineCommandSettings
 
 func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	flags := sharedFlags(fs, "database-url", "log-format", "budget", "sanity-rate")
 	force := fs.Bool("force", false, "run the rules again even if the event was applied")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "replay [flags] EVENT_ID", replaySynopsis, fs.PrintDefaults, replaySettings)
+	fs.Usage = commandUsage(stdout, "replay [flags] EVENT_ID", replaySynopsis, fs.PrintDefaults, replaySettings)
 	id, help, err := parseFlagsAndID(fs, args, "EVENT_ID")
 	if help || err != nil {
 		return err
@@ -73,11 +79,14 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 		if *asJSON {
 			return printJSON(stdout, rep)
 		}
-		fmt.Fprintf(stdout, "%s: already applied (outcome %s", id, rec.Outcome)
+		fmt.Fprintf(stdout, "%s: already decided (outcome %s", id, rec.Outcome)
 		if rec.Detail != "" {
 			fmt.Fprintf(stdout, ": %s", rec.Detail)
 		}
 		fmt.Fprintf(stdout, "); nothing done. `soldout replay --force %s` runs the rules again.\n", id)
+		if needsPerson(rec.Outcome) {
+			fmt.Fprintf(stdout, "A replay decides the same: a person must act on %s (see README, \"When a sale went wrong\").\n", rec.Outcome)
+		}
 		return nil
 	}
 

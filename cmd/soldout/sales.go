@@ -34,13 +34,13 @@ const salesSettings = useJournal
 
 func runSalesList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sales list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	flags := sharedFlags(fs, "database-url")
 	state := fs.String("state", "", "only sales in this state: held, sold, released or double_sale")
 	artwork := fs.String("artwork", "", "only sales of this artwork id")
 	limit := fs.Int("limit", 0, "at most this many sales (0: all)")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "sales list [flags]", salesListSynopsis, fs.PrintDefaults, salesSettings)
+	fs.Usage = commandUsage(stdout, "sales list [flags]", salesListSynopsis, fs.PrintDefaults, salesSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

@@ -39,9 +39,9 @@ const serveSettings = useAll
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	flags := addConfigFlags(fs)
-	fs.Usage = commandUsage(stderr, "serve [flags]", serveSynopsis, fs.PrintDefaults, serveSettings)
+	fs.Usage = commandUsage(stdout, "serve [flags]", serveSynopsis, fs.PrintDefaults, serveSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

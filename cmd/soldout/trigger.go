@@ -61,7 +61,7 @@ const triggerSettings = usePort | useWebhookSecret | useStripeMode | useJournal
 
 func runTrigger(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	flags := sharedFlags(fs, "database-url")
 	target := fs.String("url", "", "the webhook endpoint (default http://localhost:$PORT/api/webhook)")
 	artwork := fs.String("artwork", "", "the artwork id to put in metadata.artworkId")
@@ -71,7 +71,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	amount := fs.Int64("amount", 100000, "amount_total in minor units (cents)")
 	modeFlag := fs.String("mode", "", "test or live: the event's Stripe mode (default: the server's, see above; else test)")
 	asJSON := jsonFlag(fs)
-	fs.Usage = commandUsage(stderr, "trigger [flags]", triggerSynopsis, fs.PrintDefaults, triggerSettings)
+	fs.Usage = commandUsage(stdout, "trigger [flags]", triggerSynopsis, fs.PrintDefaults, triggerSettings)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -142,6 +142,9 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	switch {
 	case resp.StatusCode == http.StatusBadRequest && bytes.Contains(answer, []byte(stripehook.ReasonNoMatch)):
+		if n := len(cfg.WebhookSecrets); n > 1 {
+			return fmt.Errorf("the server refused the signature: trigger signs with the first of this shell's %d STRIPE_WEBHOOK_SECRET secrets, and the server does not have it", n)
+		}
 		return fmt.Errorf("the server refused the signature: it runs with another STRIPE_WEBHOOK_SECRET than this shell")
 	case resp.StatusCode/100 != 2:
 		return fmt.Errorf("the server answered %d: see the body above and the server's log", resp.StatusCode)
