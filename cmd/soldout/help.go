@@ -28,7 +28,7 @@ func commands() map[string]command {
 		"reconcile": {"compare Stripe's completed sessions with the journal and Sanity; --apply fixes", operatorOutput(runReconcile)},
 		"check":     {"verify the configuration before going live, one ✓ or ✗ line per check", operatorOutput(runCheck)},
 		"trigger":   {"send a correctly signed sample event to a running soldout", operatorOutput(runTrigger)},
-		"version": {"print soldout's version, commit, journal schema and Stripe API version", runVersion},
+		"version":   {"print soldout's version, commit, journal schema and Stripe API version", runVersion},
 		"help": {"show this help; help COMMAND [SUBCOMMAND] shows that command's", func(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
 			if len(args) == 0 {
 				printHelp(stdout)
