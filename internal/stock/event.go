@@ -5,6 +5,7 @@
 package stock
 
 import (
+	"bytes"
 	"maps"
 	"slices"
 	"strings"
@@ -58,7 +59,8 @@ type Session struct {
 // Clean returns e with its strings and payload as Text makes them.
 func (e Event) Clean() Event {
 	e.ID, e.Type, e.APIVersion = Text(e.ID), Text(e.Type), Text(e.APIVersion)
-	if !IsText(string(e.Payload)) {
+	// Checked as bytes: a string conversion would copy every payload.
+	if bytes.IndexByte(e.Payload, 0) >= 0 || !utf8.Valid(e.Payload) {
 		e.Payload = []byte(Text(string(e.Payload)))
 	}
 	e.Session = e.Session.Clean()
