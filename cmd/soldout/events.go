@@ -249,7 +249,7 @@ func runEventsShow(ctx context.Context, args []string, getenv func(string) strin
 		{"livemode", fmt.Sprint(rec.Livemode)},
 		{"session", orDash(rec.SessionID)},
 		{"artworks", orDash(strings.Join(rec.ArtworkIDs, ", "))},
-		{"received", fmt.Sprintf("%s, last %s (%s)", formatTime(rec.FirstReceived), formatTime(rec.LastReceived), plural(rec.Attempts, "delivery", "deliveries"))},
+		{"received", fmt.Sprintf("%s, last %s (%s)", formatTime(rec.FirstReceived), formatTime(rec.LastReceived), plural(rec.Attempts, "attempt", "attempts")+": Stripe's deliveries and `soldout replay` runs")},
 		{"outcome", outcomeText(rec.Outcome)},
 		{"detail", orDash(rec.Detail)},
 		{"last error", orDash(rec.LastError)},
