@@ -81,6 +81,8 @@ func Inspect(ctx context.Context, url string) (Inspection, error) {
 	err = ins.read(ctx, db)
 	if kind == kindSQLite {
 		err = explainSQLite(err, ins.Path)
+	} else {
+		err = explainPostgres(err)
 	}
 	if err != nil {
 		return ins, fail(err, "inspect %s", kind)

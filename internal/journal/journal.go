@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -121,7 +123,7 @@ func openJournal(ctx context.Context, url string, migrate bool) (*DB, error) {
 	if kind == kindSQLite {
 		err = explainSQLite(d.openSQLite(ctx, dsn, migrate), sqlitePath(dsn))
 	} else {
-		err = d.openPostgres(ctx, dsn, migrate)
+		err = explainPostgres(d.openPostgres(ctx, dsn, migrate))
 	}
 	if err != nil {
 		d.Close()
@@ -216,6 +218,17 @@ func explainSQLite(err error, path string) error {
 		return stock.Wrap(stock.Unavailable, err, "journal %s", path)
 	}
 	return stock.Wrap(stock.Misconfigured, err, "journal %s: %s", path, hint)
+}
+
+// explainPostgres says where soldout tried to connect, and what to check,
+// above pgx's report of each attempt.
+func explainPostgres(err error) error {
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) || ce.Config == nil {
+		return err
+	}
+	return stock.Wrap(stock.Unavailable, err, "journal: cannot connect to PostgreSQL at %s: check that the server runs and takes connections there, and DATABASE_URL's user, password and database",
+		net.JoinHostPort(ce.Config.Host, strconv.Itoa(int(ce.Config.Port))))
 }
 
 func openSQLitePool(dsn string) (*sql.DB, error) {

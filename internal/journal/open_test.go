@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -308,5 +309,21 @@ func TestKeywordConnectionString(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("files created: %v", entries)
+	}
+}
+
+// TestPostgresNotReachable: a journal soldout cannot connect to is named,
+// with what to check, above pgx's report of each attempt.
+func TestPostgresNotReachable(t *testing.T) {
+	const url = "postgres://soldout:secret@127.0.0.1:1/journal?sslmode=disable&connect_timeout=2"
+	_, openErr := Open(ctx, url)
+	_, inspectErr := Inspect(ctx, url)
+	for what, err := range map[string]error{"Open": openErr, "Inspect": inspectErr} {
+		if stock.ErrorCode(err) != stock.Unavailable || !strings.Contains(fmt.Sprint(err), "cannot connect to PostgreSQL at 127.0.0.1:1: check that the server runs") {
+			t.Errorf("%s: %v, want an unavailable error naming 127.0.0.1:1", what, err)
+		}
+		if strings.Contains(fmt.Sprint(err), "secret") {
+			t.Errorf("%s: the error shows the password: %v", what, err)
+		}
 	}
 }
