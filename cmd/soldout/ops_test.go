@@ -270,7 +270,7 @@ func TestOpsReplay(t *testing.T) {
 
 	// The artwork is still missing: the replay fails too, and says why.
 	_, errOut, code := o.soldout("replay", id)
-	if code != 1 || !strings.Contains(errOut, "not applied") || !strings.Contains(errOut, "does not exist") {
+	if code != 1 || !strings.Contains(errOut, "not applied, with Sanity project abc123, dataset production") || !strings.Contains(errOut, "does not exist") {
 		t.Fatalf("replay before the fix: exit %d, %s", code, errOut)
 	}
 	o.artwork("art-r", true) // restored

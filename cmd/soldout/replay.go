@@ -104,7 +104,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	res, err := handle(hctx, ev)
 	rep.Replayed, rep.RunID, rep.Outcome, rep.Artworks = true, ev.ID, res.Outcome, res.Artworks
 	if err != nil {
-		err = fmt.Errorf("event %s not applied: %w; fix what this says, then replay it again", id, err)
+		err = fmt.Errorf("event %s not applied, with Sanity project %s, dataset %s: %w; fix what this says, then replay it again", id, cfg.Sanity.ProjectID, cfg.Sanity.Dataset, err)
 		rep.Error = err.Error()
 	}
 	if *asJSON {

@@ -356,7 +356,7 @@ func (f *Fulfiller) claim(ctx context.Context, ev Event, id string, want SaleSta
 		pub = art.Published
 	}
 	if pub == nil {
-		log.Error("artwork does not exist in Sanity: check SANITY_PROJECT_ID and SANITY_DATASET, or restore the document; the event is refused so that Stripe retries")
+		log.Error("artwork does not exist in Sanity: check SANITY_PROJECT_ID and SANITY_DATASET, or restore the document; the event is not applied: Stripe retries it, and `soldout replay EVENT_ID` applies it once fixed")
 		return "", Errorf(Misconfigured, "artwork %s does not exist in the Sanity dataset", id)
 	}
 	switch {
