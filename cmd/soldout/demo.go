@@ -125,9 +125,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		ArtworkIDs: []string{"artwork-still-here"}, Email: "you@example.com", AmountTotal: 120000}.JSON()
 	// Every setting the operator commands need to reach this demo, in one
 	// line to paste: the journal, the secret trigger signs with, and the
-	// stand-in that replay and reconcile read.
+	// stand-in that replay and check read.
 	exports := strings.Join([]string{
-		"DATABASE_URL=" + cfg.DatabaseURL, "STRIPE_WEBHOOK_SECRET=" + secret, "SANITY_PROJECT_ID=" + demoProject,
+		"DATABASE_URL=" + shellQuote(cfg.DatabaseURL), "STRIPE_WEBHOOK_SECRET=" + secret, "SANITY_PROJECT_ID=" + demoProject,
 		"SANITY_DATASET=" + demoDataset, "SANITY_API_TOKEN=" + demoToken, "SANITY_API_HOST=" + lakeURL,
 	}, " ")
 	fmt.Fprintf(stdout, `
@@ -148,6 +148,15 @@ or sell "Still Here" as Stripe would send it (the signature is valid for 5 minut
 
 `, exports, webhookURL, webhookURL, stripehook.Sign(body, secret, time.Now()), body)
 	return <-served
+}
+
+// shellQuote quotes s for a POSIX shell unless it needs none: the journal's
+// path is under $TMPDIR, which may hold spaces.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:@%+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // demoTour sends the tour's events and prints one line per request.

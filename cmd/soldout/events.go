@@ -86,16 +86,16 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	}
 	switch {
 	case *since < 0:
-		return usageError("-since must not be negative")
+		return flagError(fs, "-since must not be negative")
 	case *limit < 0:
-		return usageError("-limit must not be negative")
+		return flagError(fs, "-limit must not be negative")
 	}
 	outcomes, err := outcomeFilter(*outcome)
-	if err != nil {
-		return err
+	if err == nil {
+		err = typeFilterProblem(*typ)
 	}
-	if err := typeFilterProblem(*typ); err != nil {
-		return err
+	if err != nil {
+		return flagError(fs, err.Error())
 	}
 	db, err := openJournal(ctx, flags, getenv, eventsSettings)
 	if err != nil {

@@ -481,3 +481,17 @@ func TestStripeMode(t *testing.T) {
 		}
 	}
 }
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/tmp/soldout-demo-1/journal.db": "/tmp/soldout-demo-1/journal.db",
+		"/Users/a b/journal.db":          "'/Users/a b/journal.db'",
+		"/tmp/it's/journal.db":           `'/tmp/it'\''s/journal.db'`,
+		"":                               "''",
+		"/tmp/$HOME/x":                   "'/tmp/$HOME/x'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

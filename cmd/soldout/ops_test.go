@@ -835,7 +835,9 @@ func TestFlagMistakes(t *testing.T) {
 		{[]string{"reconcile", "-since"}, "soldout: flag needs an argument: -since (see `soldout reconcile -h`)\n"},
 		{[]string{"evnets", "list"}, "soldout: unknown command \"evnets\": did you mean \"events\"? (see `soldout help`)\n"},
 		{[]string{"events", "bogus"}, "soldout: unknown command \"bogus\" for soldout events: use one of list, show\n"},
-		{[]string{"events", "list", "-type", "checkout.session.complete"}, "soldout: -type \"checkout.session.complete\" is no Checkout Session event: did you mean \"checkout.session.completed\"? (soldout acts on checkout.session.completed, checkout.session.async_payment_succeeded, checkout.session.async_payment_failed, checkout.session.expired)\n"},
+		{[]string{"events", "list", "-type", "checkout.session.complete"}, "soldout: -type \"checkout.session.complete\" is no Checkout Session event: did you mean \"checkout.session.completed\"? (soldout acts on checkout.session.completed, checkout.session.async_payment_succeeded, checkout.session.async_payment_failed, checkout.session.expired) (see `soldout events list -h`)\n"},
+		{[]string{"trigger", "-kind", "refunded"}, "soldout: -kind \"refunded\": use paid, unpaid, async-succeeded, async-failed or expired (see `soldout trigger -h`)\n"},
+		{[]string{"reconcile", "-since", "0"}, "soldout: -since must be positive, e.g. 72h (see `soldout reconcile -h`)\n"},
 	} {
 		stdout, stderr, code := runCommand(t, getenv, tt.args...)
 		if code != 2 || stdout != "" || stderr != tt.want {

@@ -97,7 +97,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	if *since <= 0 {
-		return usageError("-since must be positive, e.g. 72h")
+		return flagError(fs, "-since must be positive, e.g. 72h")
 	}
 	cfg, a, err := openPipeline(ctx, flags, getenv, reconcileSettings, stderr)
 	if err != nil {

@@ -46,9 +46,9 @@ func runSalesList(ctx context.Context, args []string, getenv func(string) string
 	}
 	switch {
 	case *state != "" && !slices.Contains(saleStates, stock.SaleState(*state)):
-		return usageError(fmt.Sprintf("-state %q: use held, sold, released or double_sale", *state))
+		return flagError(fs, fmt.Sprintf("-state %q: use held, sold, released or double_sale", *state))
 	case *limit < 0:
-		return usageError("-limit must not be negative")
+		return flagError(fs, "-limit must not be negative")
 	}
 	db, err := openJournal(ctx, flags, getenv, salesSettings)
 	if err != nil {

@@ -83,7 +83,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	k, ok := triggerKinds[*kind]
 	if !ok {
-		return usageError(fmt.Sprintf("-kind %q: use paid, unpaid, async-succeeded, async-failed or expired", *kind))
+		return flagError(fs, fmt.Sprintf("-kind %q: use paid, unpaid, async-succeeded, async-failed or expired", *kind))
 	}
 	cfg, err := loadConfig(flags, getenv, triggerSettings)
 	if err != nil {
@@ -112,7 +112,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *target, bytes.NewReader(body))
 	if err != nil {
-		return usageError(fmt.Sprintf("-url %q: %v", *target, err))
+		return flagError(fs, fmt.Sprintf("-url %q: %v", *target, err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Stripe-Signature", stripehook.Sign(body, cfg.WebhookSecrets[0], time.Now()))
