@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,14 @@ func (s *shop) saleState(artwork, session string) stock.SaleState {
 }
 
 func meta(id string) map[string]string { return map[string]string{"artworkId": id} }
+
+// paid puts a paid session of the artworks in Stripe and delivers its
+// completion as event evt.
+func (s *shop) paid(evt, session string, artworks ...string) {
+	s.t.Helper()
+	s.session(session, stripetest.PaymentPaid, map[string]string{"artworkIds": strings.Join(artworks, ",")})
+	s.deliver(evt, stock.CheckoutCompleted, session, stripetest.PaymentPaid, artworks...)
+}
 
 func TestCheckFindsEveryKindAndApplyFixesWhatItCan(t *testing.T) {
 	s := newShop(t)
@@ -329,15 +338,22 @@ func TestStripeFailures(t *testing.T) {
 // checks out by a delayed payment meanwhile; cs_h's payment fails, and
 // soldout keeps k for the two waiting buyers.
 func keptShop(t *testing.T) *shop {
+	return keptFor(t, stripetest.PaymentPaid, stripetest.PaymentUnpaid)
+}
+
+// keptFor is keptShop with waiting buyers cs_d1, cs_d2, … who check out
+// with these payment statuses.
+func keptFor(t *testing.T, payments ...string) *shop {
 	s := newShop(t)
-	paid, unpaid := stripetest.PaymentPaid, stripetest.PaymentUnpaid
+	unpaid := stripetest.PaymentUnpaid
 	s.artwork("k", true)
 	s.session("cs_h", unpaid, meta("k"))
 	s.deliver("evt_h1", stock.CheckoutCompleted, "cs_h", unpaid, "k")
-	s.session("cs_d1", paid, meta("k"))
-	s.deliver("evt_d1", stock.CheckoutCompleted, "cs_d1", paid, "k")
-	s.session("cs_d2", unpaid, meta("k"))
-	s.deliver("evt_d2", stock.CheckoutCompleted, "cs_d2", unpaid, "k")
+	for i, payment := range payments {
+		n := strconv.Itoa(i + 1)
+		s.session("cs_d"+n, payment, meta("k"))
+		s.deliver("evt_d"+n, stock.CheckoutCompleted, "cs_d"+n, payment, "k")
+	}
 	s.deliver("evt_h2", stock.CheckoutAsyncFailed, "cs_h", "", "k")
 	if s.available("k") != false {
 		t.Fatal("not kept for the waiting buyers")
@@ -365,14 +381,7 @@ func TestAPieceKeptForWaitingBuyers(t *testing.T) {
 		}
 	})
 	t.Run("a lone waiting buyer who paid is told the piece is theirs", func(t *testing.T) {
-		s := newShop(t)
-		paid, unpaid := stripetest.PaymentPaid, stripetest.PaymentUnpaid
-		s.artwork("k", true)
-		s.session("cs_h", unpaid, meta("k"))
-		s.deliver("evt_h1", stock.CheckoutCompleted, "cs_h", unpaid, "k")
-		s.session("cs_d1", paid, meta("k"))
-		s.deliver("evt_d1", stock.CheckoutCompleted, "cs_d1", paid, "k")
-		s.deliver("evt_h2", stock.CheckoutAsyncFailed, "cs_h", "", "k")
+		s := keptFor(t, stripetest.PaymentPaid)
 		if f, ok := fixOf(s.check(), "cs_d1"); !ok || f.Kind != reconcile.DoubleSale || !strings.Contains(f.Fix, "give it to them, or refund them") {
 			t.Errorf("cs_d1 (paid, alone): %+v", f)
 		}
@@ -472,13 +481,10 @@ func TestADraftOnSaleDoesNotMakeASale(t *testing.T) {
 // seen as having recorded its unavailable artwork.
 func TestACartAcknowledgedPerArtwork(t *testing.T) {
 	s := newShop(t)
-	paid := stripetest.PaymentPaid
 	s.artwork("a", true)
-	s.session("cs_first", paid, meta("a"))
-	s.deliver("evt_first", stock.CheckoutCompleted, "cs_first", paid, "a")
+	s.paid("evt_first", "cs_first", "a")
 	s.artwork("b", false)
-	s.session("cs_cart", paid, map[string]string{"artworkIds": "a,b"})
-	s.deliver("evt_cart", stock.CheckoutCompleted, "cs_cart", paid, "a", "b")
+	s.paid("evt_cart", "cs_cart", "a", "b")
 	if got := kinds(s.check().Findings); strings.Contains(got, "cs_cart/b") {
 		t.Errorf("the cart's unavailable artwork is reported again: %s", got)
 	}
@@ -488,11 +494,9 @@ func TestACartAcknowledgedPerArtwork(t *testing.T) {
 // unavailable does not acknowledge this buyer's missed one.
 func TestAcknowledgedPerSession(t *testing.T) {
 	s := newShop(t)
-	paid := stripetest.PaymentPaid
 	s.artwork("u", false)
-	s.session("cs_seen", paid, meta("u"))
-	s.deliver("evt_seen", stock.CheckoutCompleted, "cs_seen", paid, "u")
-	s.session("cs_missed", paid, meta("u"))
+	s.paid("evt_seen", "cs_seen", "u")
+	s.session("cs_missed", stripetest.PaymentPaid, meta("u"))
 	if got := kinds(s.check().Findings); got != "cs_missed/u=unrecorded (fixable)" {
 		t.Errorf("findings %q, want only the missed session's unavailable artwork", got)
 	}
