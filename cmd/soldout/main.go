@@ -83,8 +83,11 @@ type usageError string
 func (e usageError) Error() string { return string(e) }
 
 func exitCode(err error) int {
-	if _, ok := err.(usageError); ok {
+	switch err.(type) {
+	case usageError:
 		return 2
+	case inconsistentError:
+		return 3
 	}
 	return 1
 }

@@ -360,7 +360,7 @@ func TestOpsReconcile(t *testing.T) {
 	}
 	writes := len(o.srv.lake.Transactions())
 	out, errOut, code := o.soldout("reconcile")
-	if code != 1 || !strings.Contains(errOut, "3 inconsistencies: `soldout reconcile --apply` fixes 2") {
+	if code != 3 || !strings.Contains(errOut, "3 inconsistencies: `soldout reconcile --apply` fixes 2") {
 		t.Fatalf("reconcile: exit %d\n%s%s", code, out, errOut)
 	}
 	wantIn(t, "reconcile", out, "124 complete Checkout Sessions", "120 without artwork metadata", "Read-only", "KIND", "missing",
@@ -379,7 +379,7 @@ func TestOpsReconcile(t *testing.T) {
 
 	// -apply: what the pipeline can fix is fixed; the rest is left.
 	out, errOut, code = o.soldout("reconcile", "--apply")
-	if code != 1 || !strings.Contains(errOut, "2 inconsistencies left after --apply") {
+	if code != 3 || !strings.Contains(errOut, "2 inconsistencies left after --apply") {
 		t.Fatalf("reconcile -apply: exit %d\n%s%s", code, out, errOut)
 	}
 	wantIn(t, "reconcile -apply", out, "Applied through the pipeline", "reconcile:cs_lost:paid:", "art-lost=sold", "art-ok=double_sale", "Checked again, still inconsistent")
@@ -397,12 +397,12 @@ func TestOpsReconcile(t *testing.T) {
 	if o.decode(&rep, "reconcile", "-apply"); kinds(*rep.Remaining) != "cs_second=double_sale" || (*rep.Remaining)[0].Holder.SessionID != "cs_ok" {
 		t.Fatalf("remaining: %+v", rep.Remaining)
 	}
-	if _, errOut, code := o.soldout("reconcile"); code != 1 || !strings.Contains(errOut, "1 inconsistency, each needing a person") {
+	if _, errOut, code := o.soldout("reconcile"); code != 3 || !strings.Contains(errOut, "1 inconsistency, each needing a person") {
 		t.Fatalf("double sale only: exit %d, %s", code, errOut)
 	}
 	// Nothing left that --apply can do: it says so, and blames no error.
 	out, errOut, code = o.soldout("reconcile", "--apply")
-	if code != 1 || !strings.Contains(errOut, "1 inconsistency left after --apply, each needing a person") || strings.Contains(errOut, "error") {
+	if code != 3 || !strings.Contains(errOut, "1 inconsistency left after --apply, each needing a person") || strings.Contains(errOut, "error") {
 		t.Fatalf("reconcile -apply with nothing to apply: exit %d, %s", code, errOut)
 	}
 	wantIn(t, "reconcile -apply with nothing to apply", out, "Nothing to apply", "SESSION CREATED")
@@ -436,6 +436,16 @@ func TestOpsReconcile(t *testing.T) {
 				t.Errorf("exit %d, %s", code, errOut)
 			}
 		})
+	}
+}
+
+// TestOpsReconcileCouldNotCheck: a check that could not run exits 1, not
+// 3, so that a cron job tells "Stripe unreachable" from inconsistencies.
+func TestOpsReconcileCouldNotCheck(t *testing.T) {
+	o := startShop(t)
+	o.env["STRIPE_API_BASE"] = "http://127.0.0.1:1"
+	if _, errOut, code := o.soldout("reconcile"); code != 1 || !strings.Contains(errOut, "soldout: reconcile:") {
+		t.Errorf("reconcile with Stripe unreachable: exit %d, %s", code, errOut)
 	}
 }
 

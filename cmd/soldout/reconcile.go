@@ -18,8 +18,8 @@ Sanity: paid but not recorded, recorded but still for sale, held although the
 money arrived or the payment failed, and double sales. It changes nothing
 unless --apply is given: then every fixable finding goes through the same
 pipeline as the webhook, as an event journaled as reconcile:<session>:…,
-and the window is checked again. The exit status is 1 while inconsistencies
-remain, so that it can run from cron.
+and the window is checked again. The exit status is 3 while inconsistencies
+remain and 1 when it could not check, so that it can run from cron.
 
 Examples:
   soldout reconcile                   what is inconsistent, changing nothing
@@ -154,15 +154,25 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	n := plural(len(remaining), "inconsistency", "inconsistencies")
 	switch {
 	case *apply && failedApplies(rep.Applied) > 0:
-		return fmt.Errorf("%s left after --apply: see the FIX column, and the errors of the %s", n, plural(failedApplies(rep.Applied), "event not applied", "events not applied"))
+		return inconsistent("%s left after --apply: see the FIX column, and the errors of the %s", n, plural(failedApplies(rep.Applied), "event not applied", "events not applied"))
 	case *apply:
-		return fmt.Errorf("%s left after --apply, each needing a person: see the FIX column", n)
+		return inconsistent("%s left after --apply, each needing a person: see the FIX column", n)
 	case fixable == len(remaining):
-		return fmt.Errorf("%s: `soldout reconcile --apply` fixes them", n)
+		return inconsistent("%s: `soldout reconcile --apply` fixes them", n)
 	case fixable > 0:
-		return fmt.Errorf("%s: `soldout reconcile --apply` fixes %d; the others need a person (see the FIX column)", n, fixable)
+		return inconsistent("%s: `soldout reconcile --apply` fixes %d; the others need a person (see the FIX column)", n, fixable)
 	}
-	return fmt.Errorf("%s, each needing a person: see the FIX column", n)
+	return inconsistent("%s, each needing a person: see the FIX column", n)
+}
+
+// inconsistentError is reconcile's verdict that inconsistencies remain: exit
+// status 3, so that a cron job tells it from a check that could not run (1).
+type inconsistentError string
+
+func (e inconsistentError) Error() string { return string(e) }
+
+func inconsistent(format string, args ...any) error {
+	return inconsistentError(fmt.Sprintf(format, args...))
 }
 
 func printReconcile(w io.Writer, rep reconcileReport, apply bool) {
