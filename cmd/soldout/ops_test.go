@@ -170,6 +170,11 @@ func TestOpsEventsAndSales(t *testing.T) {
 	if events[0].ID != ghost.EventID || events[0].Outcome != stock.OutcomeFailed || events[0].LastError == "" || events[0].Payload != nil {
 		t.Errorf("newest event: %+v", events[0])
 	}
+	for _, e := range events {
+		if want := e.ID == ghost.EventID || e.ID == "evt_crashed"; e.NotApplied != want {
+			t.Errorf("%s (outcome %q): not_applied %v, want %v", e.ID, e.Outcome, e.NotApplied, want)
+		}
+	}
 	for _, tt := range []struct {
 		args []string
 		want int

@@ -70,27 +70,30 @@ func formatAmount(minor int64, currency string) string {
 
 // eventView is an event as -json prints it.
 type eventView struct {
-	ID            string          `json:"id"`
-	Type          string          `json:"type"`
-	Created       time.Time       `json:"created"`
-	Livemode      bool            `json:"livemode"`
-	SessionID     string          `json:"session_id"`
-	ArtworkIDs    []string        `json:"artwork_ids"`
-	FirstReceived time.Time       `json:"first_received"`
-	LastReceived  time.Time       `json:"last_received"`
-	Attempts      int             `json:"attempts"`
-	Outcome       stock.Outcome   `json:"outcome"`
-	Detail        string          `json:"detail"`
-	LastError     string          `json:"last_error"`
-	Payload       json.RawMessage `json:"payload,omitempty"`
-	Sales         []saleView      `json:"sales,omitempty"`
+	ID            string        `json:"id"`
+	Type          string        `json:"type"`
+	Created       time.Time     `json:"created"`
+	Livemode      bool          `json:"livemode"`
+	SessionID     string        `json:"session_id"`
+	ArtworkIDs    []string      `json:"artwork_ids"`
+	FirstReceived time.Time     `json:"first_received"`
+	LastReceived  time.Time     `json:"last_received"`
+	Attempts      int           `json:"attempts"`
+	Outcome       stock.Outcome `json:"outcome"` // "" while unfinished
+	// NotApplied is -outcome not_applied's test, failed or unfinished, for
+	// a jq filter that should not have to know that "" is unfinished.
+	NotApplied bool            `json:"not_applied"`
+	Detail     string          `json:"detail"`
+	LastError  string          `json:"last_error"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	Sales      []saleView      `json:"sales,omitempty"`
 }
 
 func viewEvent(r stock.EventRecord) eventView {
 	v := eventView{
 		ID: r.ID, Type: r.Type, Created: r.Created.UTC(), Livemode: r.Livemode, SessionID: r.SessionID,
 		ArtworkIDs: r.ArtworkIDs, FirstReceived: r.FirstReceived.UTC(), LastReceived: r.LastReceived.UTC(),
-		Attempts: r.Attempts, Outcome: r.Outcome, Detail: r.Detail, LastError: r.LastError,
+		Attempts: r.Attempts, Outcome: r.Outcome, NotApplied: !r.Outcome.Final(), Detail: r.Detail, LastError: r.LastError,
 	}
 	if v.ArtworkIDs == nil {
 		v.ArtworkIDs = []string{}
