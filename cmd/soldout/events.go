@@ -126,16 +126,16 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	}
 	// Stripe retries an event for three days from its first delivery, which
 	// the window counts from: one still failing can be older than it.
-	older := 0
-	if *since > 0 {
-		if older, err = db.CountEvents(ctx, journal.EventFilter{Before: filter.Since, Type: *typ, ArtworkID: *artwork,
-			Outcomes: []stock.Outcome{stock.OutcomeFailed, ""}}); err != nil {
+	older, stillFailing := 0, notAppliedOf(outcomes)
+	if *since > 0 && len(stillFailing) > 0 {
+		if older, err = db.CountEvents(ctx, journal.EventFilter{Before: filter.Since, Type: *typ, ArtworkID: *artwork, Outcomes: stillFailing}); err != nil {
 			return err
 		}
 	}
 	olderNote := func() {
 		if older > 0 {
-			fmt.Fprintf(stdout, "\n%d more not applied, first received before this window: `soldout events list -outcome not_applied -since 0` lists them.\n", older)
+			fmt.Fprintf(stdout, "\n%d more not applied, first received before this window: `soldout events list%s -since 0` lists them.\n",
+				older, listFlags(*typ, outcomeOr(*outcome, filterNotApplied), *artwork))
 		}
 	}
 	if len(recs) == 0 {
@@ -168,6 +168,28 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	return nil
 }
 
+// notAppliedOf is the part of the outcomes filtered for (all, when none)
+// that are not applied: failed, unfinished, or both.
+func notAppliedOf(outcomes []stock.Outcome) []stock.Outcome {
+	if len(outcomes) == 0 {
+		return []stock.Outcome{stock.OutcomeFailed, ""}
+	}
+	var out []stock.Outcome
+	for _, o := range outcomes {
+		if !o.Final() {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func outcomeOr(outcome, fallback string) string {
+	if outcome == "" {
+		return fallback
+	}
+	return outcome
+}
+
 // describeFilters names the filters given, for a listing that found nothing.
 func describeFilters(typ, outcome, artwork string) string {
 	var parts []string
@@ -180,6 +202,17 @@ func describeFilters(typ, outcome, artwork string) string {
 		return ""
 	}
 	return " " + strings.Join(parts, " ")
+}
+
+// listFlags is the filters given as flags to paste, quoted for a shell.
+func listFlags(typ, outcome, artwork string) string {
+	var b strings.Builder
+	for _, f := range []struct{ flag, value string }{{"-type", typ}, {"-outcome", outcome}, {"-artwork", artwork}} {
+		if f.value != "" {
+			b.WriteString(" " + f.flag + " " + shellQuote(f.value))
+		}
+	}
+	return b.String()
 }
 
 // checkoutTypes are the Checkout Session events soldout acts on.

@@ -30,12 +30,12 @@ func commands() map[string]command {
 		"trigger":   {"send a correctly signed sample event to a running soldout", operatorOutput(runTrigger)},
 		"version":   {"print soldout's version, commit, journal schema and Stripe API version", runVersion},
 		"help": {"show this help; help COMMAND [SUBCOMMAND] shows that command's", func(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
-			if len(args) == 0 {
+			if len(args) == 0 || args[0] == "help" {
 				printHelp(stdout)
 				return nil
 			}
 			cmd, ok := commands()[args[0]]
-			if !ok || args[0] == "help" {
+			if !ok {
 				return unknownCommand(args[0])
 			}
 			// help events list is events list -h.

@@ -46,7 +46,7 @@ func unknownCommand(name string) error {
 	msg := fmt.Sprintf("unknown command %q", name)
 	best, bestDistance := "", 3 // more than two edits away is no typo
 	for _, known := range slices.Sorted(maps.Keys(commands())) {
-		if d := editDistance(name, known); d < bestDistance {
+		if d := editDistance(name, known); d < bestDistance && known != name {
 			best, bestDistance = known, d
 		}
 	}

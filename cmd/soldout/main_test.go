@@ -362,6 +362,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"help", "replay"}, "Usage: soldout replay"},
 		{[]string{"help", "events"}, "Usage: soldout events <list|show>"},
 		{[]string{"help", "events", "list"}, "Usage: soldout events list"},
+		{[]string{"help", "version"}, "Usage: soldout version"},
+		{[]string{"version", "-h"}, "Usage: soldout version"},
+		{[]string{"help", "help"}, "Commands:"},
 	} {
 		var help bytes.Buffer
 		if err := run(context.Background(), tt.args, testEnv("", nil), &help, io.Discard); err != nil || !strings.Contains(help.String(), tt.want) {
@@ -430,18 +433,27 @@ func TestDemoKeep(t *testing.T) {
 	}()
 	var printed strings.Builder
 	var exported, triggerLine string
-	lines := bufio.NewScanner(r)
-	for (exported == "" || triggerLine == "") && lines.Scan() {
-		line := strings.TrimSpace(lines.Text())
-		printed.WriteString(line + "\n")
-		if v, ok := strings.CutPrefix(line, "export "); ok {
-			exported = v
+	found := make(chan struct{})
+	go func() {
+		defer close(found)
+		lines := bufio.NewScanner(r)
+		for (exported == "" || triggerLine == "") && lines.Scan() {
+			line := strings.TrimSpace(lines.Text())
+			printed.WriteString(line + "\n")
+			if v, ok := strings.CutPrefix(line, "export "); ok {
+				exported = v
+			}
+			if v, ok := strings.CutPrefix(line, "soldout trigger "); ok {
+				triggerLine = v
+			}
 		}
-		if v, ok := strings.CutPrefix(line, "soldout trigger "); ok {
-			triggerLine = v
-		}
+		go io.Copy(io.Discard, r) // whatever else it prints
+	}()
+	select {
+	case <-found:
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo -keep printed no settings within 20 s")
 	}
-	go io.Copy(io.Discard, r) // whatever else it prints
 	if exported == "" || triggerLine == "" {
 		t.Fatalf("demo -keep printed no settings and trigger line:\n%s", printed.String())
 	}

@@ -87,8 +87,7 @@ func runSubcommand(ctx context.Context, name string, subs map[string]command, ar
 		fmt.Fprintf(w, "\nRun `soldout %s <command> -h` for its flags.\n", name)
 	}
 	if len(args) == 0 {
-		usage(stderr)
-		return usageError(fmt.Sprintf("missing command after %q: use one of %s", name, strings.Join(names, ", ")))
+		return usageError(fmt.Sprintf("missing command after %q: use one of %s (see `soldout %s -h`)", name, strings.Join(names, ", "), name))
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -97,7 +96,7 @@ func runSubcommand(ctx context.Context, name string, subs map[string]command, ar
 	}
 	sub, ok := subs[args[0]]
 	if !ok {
-		return usageError(fmt.Sprintf("unknown command %q for soldout %s: use one of %s", args[0], name, strings.Join(names, ", ")))
+		return usageError(fmt.Sprintf("unknown command %q for soldout %s: use one of %s (see `soldout %s -h`)", args[0], name, strings.Join(names, ", "), name))
 	}
 	return sub.run(ctx, args[1:], getenv, stdout, stderr)
 }

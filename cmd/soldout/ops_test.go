@@ -680,6 +680,13 @@ func TestOpsTrigger(t *testing.T) {
 	o.artwork("art-1", true)
 	port := o.srv.url[strings.LastIndexByte(o.srv.url, ':')+1:]
 
+	// PORT makes the default -url only.
+	o.env["PORT"] = "eighty"
+	if _, errOut, code := o.soldout("trigger", "-artwork", "art-0"); code != 1 || !strings.Contains(errOut, `PORT="eighty"`) {
+		t.Errorf("trigger to a bad PORT: exit %d, %s", code, errOut)
+	}
+	wantIn(t, "trigger -url with a bad PORT", o.ok("trigger", "-url", o.srv.url+"/api/webhook"), "200 OK")
+
 	// Defaults: paid, to localhost:$PORT, a new session.
 	o.env["PORT"] = port
 	out := o.ok("trigger", "-artwork", "art-1")
@@ -738,20 +745,31 @@ func TestEventsListTellsOfOlderFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := stock.Event{ID: "evt_old", Type: stock.CheckoutCompleted, Created: time.Now().Add(-31 * time.Hour), Payload: []byte(`{"object":"event"}`),
-		Session: stock.Session{ID: "cs_old", ArtworkIDs: []string{"art-2"}}}
-	_, err = db.RecordDelivery(context.Background(), old, time.Now().Add(-30*time.Hour))
-	if err == nil {
-		err = db.FinishEvent(context.Background(), old.ID, stock.OutcomeFailed, "", "sanity down", time.Now().Add(-30*time.Hour))
+	// One failed event from before the window, one from within it.
+	for id, ago := range map[string]time.Duration{"evt_old": 30 * time.Hour, "evt_recent": time.Hour} {
+		ev := stock.Event{ID: id, Type: stock.CheckoutCompleted, Created: time.Now().Add(-ago - time.Hour), Payload: []byte(`{"object":"event"}`),
+			Session: stock.Session{ID: "cs_" + id, ArtworkIDs: []string{"art-2"}}}
+		_, err = db.RecordDelivery(context.Background(), ev, time.Now().Add(-ago))
+		if err == nil {
+			err = db.FinishEvent(context.Background(), ev.ID, stock.OutcomeFailed, "", "sanity down", time.Now().Add(-ago))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const note = "1 more not applied, first received before this window: `soldout events list -outcome not_applied -since 0` lists them."
 	wantIn(t, "events list", o.ok("events", "list"), "cs_new", note)
-	wantIn(t, "events list -outcome not_applied", o.ok("events", "list", "-outcome", "not_applied"),
-		`no events match -outcome "not_applied" (journal: sqlite) in the last 24h0m0s`, note)
+	wantIn(t, "events list -outcome not_applied", o.ok("events", "list", "-outcome", "not_applied"), "evt_recent", note)
+	wantIn(t, "events list -outcome unfinished", o.ok("events", "list", "-outcome", "unfinished"),
+		`no events match -outcome "unfinished" (journal: sqlite) in the last 24h0m0s`)
+	wantIn(t, "events list -artwork art-2", o.ok("events", "list", "-artwork", "art-2"),
+		"1 more not applied, first received before this window: `soldout events list -outcome not_applied -artwork art-2 -since 0` lists them.")
+	for _, args := range [][]string{{"-outcome", "sold"}, {"-outcome", "unfinished"}} {
+		if out := o.ok(append([]string{"events", "list"}, args...)...); strings.Contains(out, "before this window") {
+			t.Errorf("events list %v counts failed events it does not list:\n%s", args, out)
+		}
+	}
 	if out := o.ok("events", "list", "-since", "0"); !strings.Contains(out, "evt_old") || strings.Contains(out, "before this window") {
 		t.Errorf("events list -since 0 lists everything and notes nothing:\n%s", out)
 	}
@@ -849,7 +867,10 @@ func TestFlagMistakes(t *testing.T) {
 		{[]string{"replay", "evt_1", "extra"}, "soldout: unexpected argument \"extra\" (see `soldout replay -h`)\n"},
 		{[]string{"reconcile", "-since"}, "soldout: flag needs an argument: -since (see `soldout reconcile -h`)\n"},
 		{[]string{"evnets", "list"}, "soldout: unknown command \"evnets\": did you mean \"events\"? (see `soldout help`)\n"},
-		{[]string{"events", "bogus"}, "soldout: unknown command \"bogus\" for soldout events: use one of list, show\n"},
+		{[]string{"events", "bogus"}, "soldout: unknown command \"bogus\" for soldout events: use one of list, show (see `soldout events -h`)\n"},
+		{[]string{"events"}, "soldout: missing command after \"events\": use one of list, show (see `soldout events -h`)\n"},
+		{[]string{"trigger", "-mode", "prod"}, "soldout: -mode \"prod\": test or live (see `soldout trigger -h`)\n"},
+		{[]string{"version", "extra"}, "soldout: unexpected argument \"extra\" (see `soldout version -h`)\n"},
 		{[]string{"events", "list", "-type", "checkout.session.complete"}, "soldout: -type \"checkout.session.complete\" is no Checkout Session event: did you mean \"checkout.session.completed\"? (soldout acts on checkout.session.completed, checkout.session.async_payment_succeeded, checkout.session.async_payment_failed, checkout.session.expired) (see `soldout events list -h`)\n"},
 		{[]string{"trigger", "-kind", "refunded"}, "soldout: -kind \"refunded\": use paid, unpaid, async-succeeded, async-failed or expired (see `soldout trigger -h`)\n"},
 		{[]string{"reconcile", "-since", "0"}, "soldout: -since must be positive, e.g. 72h (see `soldout reconcile -h`)\n"},

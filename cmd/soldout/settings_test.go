@@ -28,7 +28,7 @@ func TestCommandsReadOnlyWhatTheyList(t *testing.T) {
 		{[]string{"sales", "list"}, "DATABASE_URL", missing, noJournal},
 		{[]string{"replay", sold.EventID}, "SOLDOUT_TIME_BUDGET", "abc", []string{"configuration:", "SOLDOUT_TIME_BUDGET"}},
 		{[]string{"reconcile"}, "STRIPE_API_BASE", "ftp://x", []string{"configuration:", "STRIPE_API_BASE"}},
-		{[]string{"trigger", "-url", o.srv.url + "/api/webhook"}, "PORT", "eighty", []string{"configuration:", "PORT"}},
+		{[]string{"trigger", "-url", o.srv.url + "/api/webhook"}, "STRIPE_WEBHOOK_SECRET", "whsec_with a blank", []string{"configuration:", "STRIPE_WEBHOOK_SECRET"}},
 		{[]string{"demo"}, "SOLDOUT_LOG_LEVEL", "loud", []string{"configuration:", "SOLDOUT_LOG_LEVEL"}},
 	} {
 		what := strings.Join(tt.args, " ")

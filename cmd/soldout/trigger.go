@@ -85,7 +85,14 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	if !ok {
 		return flagError(fs, fmt.Sprintf("-kind %q: use paid, unpaid, async-succeeded, async-failed or expired", *kind))
 	}
-	cfg, err := loadConfig(flags, getenv, triggerSettings)
+	if m := stock.StripeMode(*modeFlag); *modeFlag != "" && m != stock.ModeTest && m != stock.ModeLive {
+		return flagError(fs, fmt.Sprintf("-mode %q: test or live", *modeFlag))
+	}
+	use := triggerSettings
+	if *target != "" {
+		use &^= usePort // PORT only makes the default -url
+	}
+	cfg, err := loadConfig(flags, getenv, use)
 	if err != nil {
 		return err
 	}
@@ -158,10 +165,8 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 // is no error); test when none says.
 func triggerMode(ctx context.Context, flagValue string, cfg config) (stock.StripeMode, error) {
 	switch m := stock.StripeMode(flagValue); {
-	case m == stock.ModeTest, m == stock.ModeLive:
+	case flagValue != "": // checked by runTrigger
 		return m, nil
-	case flagValue != "":
-		return "", usageError(fmt.Sprintf("-mode %q: test or live", flagValue))
 	case cfg.StripeMode != stock.ModeAny:
 		return cfg.StripeMode, nil
 	}

@@ -15,8 +15,12 @@ import (
 // report: the build, the journal schema it migrates to, the Stripe API
 // version it pins.
 func runVersion(_ context.Context, args []string, _ func(string) string, stdout, _ io.Writer) error {
-	if len(args) > 0 {
-		return usageError(fmt.Sprintf("unexpected argument %q (see `soldout help`)", args[0]))
+	switch {
+	case len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		fmt.Fprintln(stdout, "Usage: soldout version\n\nPrints the build's version and commit, the journal schema it migrates to and the\nStripe API version it pins: compare them before an upgrade, quote them in a bug report.\nIt reads no setting.")
+		return nil
+	case len(args) > 0:
+		return usageError(fmt.Sprintf("unexpected argument %q (see `soldout version -h`)", args[0]))
 	}
 	version, commit := "(unknown)", ", commit not recorded (built with -buildvcs=false, or outside a git checkout)"
 	if info, ok := debug.ReadBuildInfo(); ok {

@@ -221,13 +221,16 @@ func explainSQLite(err error, path string) error {
 }
 
 // explainPostgres says where soldout tried to connect, and what to check,
-// above pgx's report of each attempt.
+// above pgx's report of each attempt, when no server answered there. A
+// server's own refusal (no such database, a wrong password) says itself what
+// is wrong, and is left as it is.
 func explainPostgres(err error) error {
 	var ce *pgconn.ConnectError
-	if !errors.As(err, &ce) || ce.Config == nil {
+	var pe *pgconn.PgError
+	if !errors.As(err, &ce) || ce.Config == nil || errors.As(err, &pe) {
 		return err
 	}
-	return stock.Wrap(stock.Unavailable, err, "journal: cannot connect to PostgreSQL at %s: check that the server runs and takes connections there, and DATABASE_URL's user, password and database",
+	return stock.Wrap(stock.Unavailable, err, "journal: cannot connect to PostgreSQL at %s: check that the server runs and takes connections there, and DATABASE_URL's host and port",
 		net.JoinHostPort(ce.Config.Host, strconv.Itoa(int(ce.Config.Port))))
 }
 

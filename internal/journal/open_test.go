@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"soldout/internal/journal/pgtest"
 	"soldout/internal/stock"
 )
 
@@ -325,5 +327,19 @@ func TestPostgresNotReachable(t *testing.T) {
 		if strings.Contains(fmt.Sprint(err), "secret") {
 			t.Errorf("%s: the error shows the password: %v", what, err)
 		}
+	}
+}
+
+// TestPostgresRefusal: a server's own refusal (no such database) is left as
+// the server words it, not taken for a server that is not there.
+func TestPostgresRefusal(t *testing.T) {
+	u, err := neturl.Parse(pgtest.Server(t, "a refusal by the PostgreSQL server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/soldout_no_such_database"
+	_, err = Inspect(ctx, u.String())
+	if msg := fmt.Sprint(err); !strings.Contains(msg, `database "soldout_no_such_database" does not exist`) || strings.Contains(msg, "cannot connect") {
+		t.Errorf("Inspect of a missing database: %v", err)
 	}
 }
