@@ -255,6 +255,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"id":"e","object":"event","type":"checkout.session.completed","data":{"object":null}}`))
 	f.Add([]byte(`{"id":"e","object":"event","type":"checkout.session.expired","data":{"object":{"id":"cs","object":"checkout.session","metadata":{"artworkIds":",,,"}}}}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte("{\"id\":\"e\\u0000\",\"object\":\"event\",\"type\":\"checkout.session.completed\",\"data\":{\"object\":{\"id\":\"cs\xff\",\"object\":\"checkout.session\",\"metadata\":{\"artworkId\":\"a\\ud800\"}}}}"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := stripehook.Decode(body)
 		if err != nil {
@@ -270,6 +271,17 @@ func FuzzDecode(f *testing.F) {
 			if id == "" {
 				t.Fatal("empty artwork id")
 			}
+		}
+		// What the journal stores is text, and the stored payload, replayed,
+		// decodes to the same event.
+		for _, str := range append([]string{ev.ID, ev.Type, ev.APIVersion, string(ev.Payload), ev.Session.ID, ev.Session.Status,
+			ev.Session.PaymentStatus, ev.Session.Email, ev.Session.Currency}, ev.Session.ArtworkIDs...) {
+			if !stock.IsText(str) {
+				t.Fatalf("decoded %q, not clean text, from %q", str, body)
+			}
+		}
+		if again, err := stripehook.Decode(ev.Payload); err != nil || !reflect.DeepEqual(again, ev) {
+			t.Fatalf("the stored payload decodes to %#v, %v; not %#v", again, err, ev)
 		}
 	})
 }
