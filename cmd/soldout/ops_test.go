@@ -219,6 +219,10 @@ func TestOpsEventsAndSales(t *testing.T) {
 	sales := o.ok("sales", "list")
 	wantIn(t, "sales list", sales, "CREATED", "cs_alice@example.com", "1,200.00 EUR", "released", "Double sales",
 		"holds it (sold)", "checked out too", "cs_bob@example.com")
+	wantIn(t, "sales list -limit 2", o.ok("sales", "list", "-limit", "2"), "the newest 2 shown, double sales among them; there are more")
+	if out := o.ok("sales", "list", "-limit", "100"); strings.Contains(out, "newest") {
+		t.Errorf("sales list of fewer than its limit says there are more:\n%s", out)
+	}
 	var doubles []saleView
 	if o.decode(&doubles, "sales", "list", "-state", "double_sale"); len(doubles) != 1 || doubles[0].SessionID != "cs_bob" ||
 		doubles[0].Holder == nil || doubles[0].Holder.SessionID != "cs_alice" || doubles[0].Amount != 120000 {

@@ -55,9 +55,17 @@ func runSalesList(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer db.Close()
-	sales, err := db.ListSales(ctx, journal.SaleFilter{State: stock.SaleState(*state), ArtworkID: *artwork, Limit: *limit})
+	filter := journal.SaleFilter{State: stock.SaleState(*state), ArtworkID: *artwork}
+	if *limit > 0 {
+		filter.Limit = *limit + 1 // one more than shown tells whether the list was cut
+	}
+	sales, err := db.ListSales(ctx, filter)
 	if err != nil {
 		return err
+	}
+	cut := *limit > 0 && len(sales) > *limit
+	if cut {
+		sales = sales[:*limit]
 	}
 	holders, err := doubleSaleHolders(ctx, db, sales)
 	if err != nil {
@@ -79,6 +87,9 @@ func runSalesList(ctx context.Context, args []string, getenv func(string) string
 	}
 	printSales(stdout, sales)
 	printDoubleSales(stdout, sales, holders)
+	if cut {
+		fmt.Fprintf(stdout, "\nthe newest %d shown, double sales among them; there are more (-limit 0 shows all, -state double_sale every double sale).\n", *limit)
+	}
 	return nil
 }
 
@@ -117,7 +128,7 @@ func printDoubleSales(w io.Writer, sales []stock.Sale, holders map[string]*stock
 	if len(holders) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nDouble sales: more than one buyer for one piece. Keep one buyer who paid and refund the others in the Stripe Dashboard (Payments, search the email); `soldout reconcile` tells, buyer by buyer:")
+	fmt.Fprintln(w, "\nDouble sales: more than one buyer for one piece. Keep one buyer who paid and refund the\nothers in the Stripe Dashboard (Payments, search the email); `soldout reconcile` tells,\nbuyer by buyer:")
 	tw := newTable(w)
 	fmt.Fprintln(tw, "ARTWORK\tSESSION\tROLE\tEMAIL\tAMOUNT\tCHECKED OUT")
 	row := func(s stock.Sale, role string) {
