@@ -124,10 +124,11 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	body := stripehook.Sample{EventID: "evt_by_hand_1", Type: stock.CheckoutCompleted, SessionID: "cs_by_hand_1",
 		ArtworkIDs: []string{"artwork-still-here"}, Email: "you@example.com", AmountTotal: 120000}.JSON()
 	// Every setting the operator commands need to reach this demo, in one
-	// line to paste: the journal, the secret trigger signs with, and the
-	// stand-in that replay and check read.
+	// line to paste: the port trigger sends to by default, the journal, the
+	// secret trigger signs with, and the stand-in that replay and check read.
+	_, port, _ := net.SplitHostPort(serverAddr) // an address the listener gave
 	exports := strings.Join([]string{
-		"DATABASE_URL=" + shellQuote(cfg.DatabaseURL), "STRIPE_WEBHOOK_SECRET=" + secret, "SANITY_PROJECT_ID=" + demoProject,
+		"PORT=" + port, "DATABASE_URL=" + shellQuote(cfg.DatabaseURL), "STRIPE_WEBHOOK_SECRET=" + secret, "SANITY_PROJECT_ID=" + demoProject,
 		"SANITY_DATASET=" + demoDataset, "SANITY_API_TOKEN=" + demoToken, "SANITY_API_HOST=" + lakeURL,
 	}, " ")
 	fmt.Fprintf(stdout, `

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"soldout/internal/httpapi"
 	"soldout/internal/journal"
 	"soldout/internal/stock"
 )
@@ -149,11 +150,7 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	}
 	tw := newTable(stdout)
 	fmt.Fprintln(tw, "RECEIVED\tEVENT\tTYPE\tSESSION\tARTWORKS\tATTEMPTS\tOUTCOME")
-	notApplied := 0
 	for _, r := range recs {
-		if !r.Outcome.Final() {
-			notApplied++
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", formatTime(r.FirstReceived), r.ID, r.Type, orDash(r.SessionID),
 			orDash(strings.Join(r.ArtworkIDs, ",")), r.Attempts, outcomeText(r.Outcome))
 	}
@@ -161,11 +158,31 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	if cut {
 		fmt.Fprintf(stdout, "\nthe newest %d shown; there are more (-limit 0 shows all, -since narrows the window).\n", *limit)
 	}
+	// Counted over the whole window, not the rows shown: one that -limit
+	// cut off must not go unmentioned.
+	notApplied := 0
+	if len(stillFailing) > 0 {
+		if notApplied, err = db.CountEvents(ctx, journal.EventFilter{Since: filter.Since, Type: *typ, ArtworkID: *artwork, Outcomes: stillFailing}); err != nil {
+			return err
+		}
+	}
 	if notApplied > 0 {
-		fmt.Fprintf(stdout, "\n%d not applied: `soldout events show ID` says why; `soldout replay ID` runs it again once the cause is fixed (`soldout reconcile --apply` for a success-page event, fulfil:…).\n", notApplied)
+		fmt.Fprintf(stdout, "\n%d not applied in this window: `soldout events show ID` says why; `soldout replay ID` runs it again once the cause is fixed (`soldout reconcile --apply` for a success-page event, fulfil:…).\n", notApplied)
 	}
 	olderNote()
 	return nil
+}
+
+// notAppliedAdvice says what to do about an event not applied.
+func notAppliedAdvice(rec stock.EventRecord) string {
+	cause := "Fix what the last error says"
+	if rec.Outcome == "" {
+		cause = "Not finished: a crash or a stop interrupted it; the next delivery finishes it"
+	}
+	if strings.HasPrefix(rec.ID, httpapi.FulfilEventPrefix) {
+		return "Not applied. " + cause + "; this one came from the success page, so `soldout reconcile --apply` applies its session (replay cannot)."
+	}
+	return "Not applied. " + cause + ", or: soldout replay " + rec.ID
 }
 
 // notAppliedOf is the part of the outcomes filtered for (all, when none)
@@ -219,10 +236,10 @@ func listFlags(typ, outcome, artwork string) string {
 var checkoutTypes = []string{stock.CheckoutCompleted, stock.CheckoutAsyncSucceeded, stock.CheckoutAsyncFailed, stock.CheckoutExpired}
 
 // typeFilterProblem refuses a -type that looks like a mistyped checkout
-// event, which would list nothing and send the operator widening -since.
+// event (checkout.…; Stripe has no other checkout events), which would list nothing and send the operator widening -since.
 // Other types pass: the journal keeps every event Stripe sends.
 func typeFilterProblem(typ string) error {
-	if !strings.HasPrefix(typ, "checkout.session.") || slices.Contains(checkoutTypes, typ) {
+	if !strings.HasPrefix(typ, "checkout.") || slices.Contains(checkoutTypes, typ) {
 		return nil
 	}
 	best, bestDistance := "", math.MaxInt
@@ -291,7 +308,7 @@ func runEventsShow(ctx context.Context, args []string, getenv func(string) strin
 	}
 	tw.Flush()
 	if !rec.Outcome.Final() {
-		fmt.Fprintf(stdout, "\nNot applied. Fix what the last error says, then: soldout replay %s\n", rec.ID)
+		fmt.Fprintf(stdout, "\n%s\n", notAppliedAdvice(rec))
 	}
 	if len(sales) > 0 {
 		fmt.Fprintf(stdout, "\nSales of session %s:\n", rec.SessionID)

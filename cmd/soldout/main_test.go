@@ -467,6 +467,10 @@ func TestDemoKeep(t *testing.T) {
 	if err := run(ctx, append([]string{"trigger"}, strings.Fields(triggerLine)...), getenv, &sent, io.Discard); err != nil || !strings.Contains(sent.String(), `"outcome":"sold"`) {
 		t.Fatalf("trigger as printed: %v\n%s", err, sent.String())
 	}
+	// Without -url, trigger sends to the demo's PORT.
+	if err := run(ctx, []string{"trigger", "-kind", "expired"}, getenv, io.Discard, io.Discard); err != nil {
+		t.Errorf("trigger to the demo's PORT: %v", err)
+	}
 	for _, cmd := range [][]string{{"events", "list"}, {"sales", "list"}} {
 		var listed bytes.Buffer
 		if err := run(ctx, cmd, getenv, &listed, io.Discard); err != nil || !strings.Contains(listed.String(), "artwork-still-here") {

@@ -197,6 +197,9 @@ func TestOpsEventsAndSales(t *testing.T) {
 	wantIn(t, "events list", o.ok("events", "list"), "RECEIVED", "OUTCOME", sale.EventID, "double_sale", "released",
 		"2 not applied", "soldout replay ID", "(unfinished)")
 	wantIn(t, "events list -outcome not_applied", o.ok("events", "list", "-outcome", "not_applied"), "evt_crashed", ghost.EventID, "2 not applied")
+	// Counted over the window, not over the rows -limit leaves.
+	wantIn(t, "events list -limit 1", o.ok("events", "list", "-limit", "1"), "2 not applied in this window")
+	wantIn(t, "events show of an unfinished event", o.ok("events", "show", "evt_crashed"), "Not finished: a crash or a stop interrupted it", "soldout replay evt_crashed")
 	wantIn(t, "events list -limit 2", o.ok("events", "list", "-limit", "2"), "the newest 2 shown; there are more", "-limit 0")
 	if out := o.ok("events", "list", "-limit", "6"); strings.Contains(out, "newest") {
 		t.Errorf("events list -limit 6 of 6 events says that there may be more:\n%s", out)
@@ -219,7 +222,7 @@ func TestOpsEventsAndSales(t *testing.T) {
 	sales := o.ok("sales", "list")
 	wantIn(t, "sales list", sales, "CREATED", "cs_alice@example.com", "1,200.00 EUR", "released", "Double sales",
 		"holds it (sold)", "checked out too", "cs_bob@example.com")
-	wantIn(t, "sales list -limit 2", o.ok("sales", "list", "-limit", "2"), "the newest 2 shown, double sales among them; there are more")
+	wantIn(t, "sales list -limit 2", o.ok("sales", "list", "-limit", "2"), "the newest 2 shown; there are more (-limit 0 shows all, -state double_sale every double sale)")
 	if out := o.ok("sales", "list", "-limit", "100"); strings.Contains(out, "newest") {
 		t.Errorf("sales list of fewer than its limit says there are more:\n%s", out)
 	}
@@ -266,6 +269,10 @@ func TestOpsReplayOfASuccessPageRequest(t *testing.T) {
 	_, errOut, code := o.soldout("replay", id)
 	if code != 1 || !strings.Contains(errOut, "POST /api/fulfil") || !strings.Contains(errOut, "soldout reconcile --apply") {
 		t.Fatalf("replay of a success-page event: exit %d, %s", code, errOut)
+	}
+	// events show does not advise the replay that refuses it.
+	if out := o.ok("events", "show", id); !strings.Contains(out, "`soldout reconcile --apply` applies its session (replay cannot)") || strings.Contains(out, "soldout replay "+id) {
+		t.Errorf("events show of an unfinished success-page event:\n%s", out)
 	}
 }
 
@@ -873,6 +880,7 @@ func TestFlagMistakes(t *testing.T) {
 		{[]string{"evnets", "list"}, "soldout: unknown command \"evnets\": did you mean \"events\"? (see `soldout help`)\n"},
 		{[]string{"events", "bogus"}, "soldout: unknown command \"bogus\" for soldout events: use one of list, show (see `soldout events -h`)\n"},
 		{[]string{"events"}, "soldout: missing command after \"events\": use one of list, show (see `soldout events -h`)\n"},
+		{[]string{"events", "list", "-type", "checkout.sesion.completed"}, "soldout: -type \"checkout.sesion.completed\" is no Checkout Session event: did you mean \"checkout.session.completed\"? (soldout acts on checkout.session.completed, checkout.session.async_payment_succeeded, checkout.session.async_payment_failed, checkout.session.expired) (see `soldout events list -h`)\n"},
 		{[]string{"trigger", "-mode", "prod"}, "soldout: -mode \"prod\": test or live (see `soldout trigger -h`)\n"},
 		{[]string{"version", "extra"}, "soldout: unexpected argument \"extra\" (see `soldout version -h`)\n"},
 		{[]string{"events", "list", "-type", "checkout.session.complete"}, "soldout: -type \"checkout.session.complete\" is no Checkout Session event: did you mean \"checkout.session.completed\"? (soldout acts on checkout.session.completed, checkout.session.async_payment_succeeded, checkout.session.async_payment_failed, checkout.session.expired) (see `soldout events list -h`)\n"},
@@ -971,9 +979,17 @@ func TestOpsStripeModeIsTheServers(t *testing.T) {
 	if d, _ := srv.lake.Get("art-m"); d["isAvailable"] != true {
 		t.Fatal("a test-mode event withdrew the piece through replay")
 	}
-	out, _, code := runCommand(t, shell, "trigger", "-url", hook, "-artwork", "art-m")
-	if code != 0 || !strings.Contains(out, "live mode") || !strings.Contains(out, `"outcome":"sold"`) {
-		t.Fatalf("trigger from a shell without a mode: exit %d, %s", code, out)
+	// A sample sale in a live shop is a real one: only on purpose.
+	if _, errOut, code := runCommand(t, shell, "trigger", "-url", hook, "-artwork", "art-m"); code != 2 ||
+		!strings.Contains(errOut, "the shop is in live mode (the mode serve recorded in the journal)") {
+		t.Fatalf("a live sample sale without -mode live: exit %d, %s", code, errOut)
+	}
+	if d, _ := srv.lake.Get("art-m"); d["isAvailable"] != true {
+		t.Fatal("a refused trigger withdrew the piece")
+	}
+	out, _, code := runCommand(t, shell, "trigger", "-url", hook, "-artwork", "art-m", "-mode", "live")
+	if code != 0 || !strings.Contains(out, "live mode (session cs_live_trigger_") || !strings.Contains(out, `"outcome":"sold"`) {
+		t.Fatalf("trigger -mode live from a shell without a mode: exit %d, %s", code, out)
 	}
 	// A shell of the other mode is not the server's: its replay is refused.
 	testShell := testEnv(lake.URL, map[string]string{"DATABASE_URL": db, "STRIPE_SECRET_KEY": stripetest.SecretKey})

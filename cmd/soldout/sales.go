@@ -88,7 +88,7 @@ func runSalesList(ctx context.Context, args []string, getenv func(string) string
 	printSales(stdout, sales)
 	printDoubleSales(stdout, sales, holders)
 	if cut {
-		fmt.Fprintf(stdout, "\nthe newest %d shown, double sales among them; there are more (-limit 0 shows all, -state double_sale every double sale).\n", *limit)
+		fmt.Fprintf(stdout, "\nthe newest %d shown; there are more (-limit 0 shows all, -state double_sale every double sale).\n", *limit)
 	}
 	return nil
 }

@@ -29,6 +29,8 @@ artwork is answered invalid_metadata and logged at ERROR, as a checkout route
 that forgot the metadata would be.) The event is of the
 server's Stripe mode, as this shell's settings say (STRIPE_SECRET_KEY,
 SOLDOUT_STRIPE_MODE) or else the journal at DATABASE_URL; -mode overrides.
+In a live shop an -artwork event is a real sale in its journal and its
+Sanity: trigger refuses it unless -mode live says so.
 
 Examples:
   soldout trigger                                   does the secret match?
@@ -99,12 +101,17 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	if *target == "" {
 		*target = "http://localhost" + cfg.Addr + "/api/webhook"
 	}
-	if *session == "" {
-		*session = "cs_test_trigger_" + strings.ToLower(rand.Text())
-	}
 	mode, err := triggerMode(ctx, *modeFlag, cfg)
 	if err != nil {
 		return err
+	}
+	if mode.Live() && *artwork != "" && *modeFlag == "" {
+		// A live shop's journal and Sanity are the real ones: a sample sale
+		// there is a real record and an artwork taken off sale.
+		return flagError(fs, fmt.Sprintf("the shop is in live mode (%s): a -artwork event would record a sale of %s in its journal and mark it unavailable in its Sanity; give -mode live to do that on purpose, or -mode test against a test-mode soldout", liveModeSource(cfg), *artwork))
+	}
+	if *session == "" {
+		*session = "cs_" + string(mode) + "_trigger_" + strings.ToLower(rand.Text())
 	}
 	sample := stripehook.Sample{
 		EventID: "evt_trigger_" + strings.ToLower(rand.Text()), Type: k.typ, SessionID: *session, PaymentStatus: k.payment,
@@ -157,6 +164,15 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("the server answered %d: see the body above and the server's log", resp.StatusCode)
 	}
 	return nil
+}
+
+// liveModeSource says what made trigger's mode live: this shell's settings,
+// or the mode serve recorded in the journal.
+func liveModeSource(cfg config) string {
+	if cfg.StripeMode.Live() {
+		return "STRIPE_SECRET_KEY or SOLDOUT_STRIPE_MODE"
+	}
+	return "the mode serve recorded in the journal"
 }
 
 // triggerMode is the Stripe mode of the event trigger sends: -mode, this
