@@ -149,6 +149,9 @@ func runChecks(ctx context.Context, flags configFlags, getenv func(string) strin
 		} else {
 			add("stripe mode", nil, detail)
 		}
+		if recorded := ins.Settings[sanityDatasetSetting]; recorded != "" && recorded != sanityDataset(cfg) {
+			warn("sanity dataset", fmt.Sprintf("serve would write to %s, but the journal's sales are of %s, where serve wrote until now: fine if the shop moved its artworks there, else fix SANITY_PROJECT_ID or SANITY_DATASET", sanityDataset(cfg), recorded))
+		}
 	}
 
 	stripeClient, err := newStripeClient(cfg)

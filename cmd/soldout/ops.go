@@ -134,7 +134,10 @@ func openPipeline(ctx context.Context, flags configFlags, getenv func(string) st
 	if err != nil {
 		return cfg, nil, err
 	}
-	if a.fulfiller.Mode, a.fulfiller.ModeSource, err = commandMode(ctx, cfg, a.journal); err != nil {
+	if a.fulfiller.Mode, a.fulfiller.ModeSource, err = commandMode(ctx, cfg, a.journal); err == nil {
+		err = checkCommandDataset(ctx, cfg, a.journal)
+	}
+	if err != nil {
 		a.journal.Close()
 		return cfg, nil, err
 	}

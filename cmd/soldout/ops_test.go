@@ -465,6 +465,27 @@ func TestOpsReconcileCouldNotCheck(t *testing.T) {
 	}
 }
 
+// TestOpsCommandsRunOnTheServersDataset: replay and reconcile from a shell
+// whose Sanity dataset is not the one serve writes for the journal are
+// refused before they change anything.
+func TestOpsCommandsRunOnTheServersDataset(t *testing.T) {
+	o := startShop(t)
+	failed, _ := o.trigger("paid", "art-d", "cs_d")
+	o.env["SANITY_DATASET"] = "staging"
+	for _, args := range [][]string{{"replay", failed.EventID}, {"reconcile"}} {
+		if _, errOut, code := o.soldout(args...); code != 1 || !strings.Contains(errOut, "this shell's Sanity is project/dataset abc123/staging") ||
+			!strings.Contains(errOut, "soldout serve writes this journal's sales to abc123/production") {
+			t.Errorf("%v from a shell of another dataset: exit %d, %s", args, code, errOut)
+		}
+	}
+	var rec eventView
+	if o.decode(&rec, "events", "show", failed.EventID); rec.Attempts != 1 {
+		t.Errorf("a refused replay was journaled: %+v", rec)
+	}
+	out, _, _ := o.soldout("check")
+	wantIn(t, "check from a shell of another dataset", out, "sanity dataset", "serve would write to abc123/staging, but the journal's sales are of abc123/production")
+}
+
 func TestOpsReconcileConsistent(t *testing.T) {
 	o := startShop(t)
 	o.artwork("art-1", true)

@@ -114,7 +114,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	if err == nil {
-		fmt.Fprintf(stdout, "replayed %s as %s: %s\n", id, ev.ID, res.Outcome)
+		fmt.Fprintf(stdout, "replayed %s as %s, with Sanity project %s, dataset %s: %s\n", id, ev.ID, cfg.Sanity.ProjectID, cfg.Sanity.Dataset, res.Outcome)
 	}
 	artworkResults(stdout, res)
 	return err

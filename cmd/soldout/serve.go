@@ -99,6 +99,45 @@ func recordedStripeMode(ctx context.Context, db *journal.DB) (stock.StripeMode, 
 	return stock.StripeMode(v), nil
 }
 
+// sanityDatasetSetting is where the journal keeps the Sanity project and
+// dataset serve writes: its sales are of that dataset's artworks.
+const sanityDatasetSetting = "sanity_dataset"
+
+func sanityDataset(cfg config) string { return cfg.Sanity.ProjectID + "/" + cfg.Sanity.Dataset }
+
+// recordSanityDataset stores the project and dataset serve writes, for the
+// commands run from other shells (checkCommandDataset), saying so when it
+// replaces another.
+func recordSanityDataset(ctx context.Context, cfg config, db *journal.DB, log *slog.Logger) error {
+	recorded, err := db.Setting(ctx, sanityDatasetSetting)
+	if err != nil {
+		return fmt.Errorf("reading the journal's Sanity dataset: %w", err)
+	}
+	if recorded != "" && recorded != sanityDataset(cfg) {
+		log.Warn("this serve writes to another Sanity project or dataset than the one that ran this journal before: fine if the shop moved its artworks, else fix SANITY_PROJECT_ID or SANITY_DATASET and restart; replay and reconcile now follow this one",
+			"sanity_dataset", sanityDataset(cfg), "previous_sanity_dataset", recorded)
+	}
+	if err := db.SetSetting(ctx, sanityDatasetSetting, sanityDataset(cfg)); err != nil {
+		return fmt.Errorf("recording the Sanity dataset in the journal: %w", err)
+	}
+	return nil
+}
+
+// checkCommandDataset refuses an operator command (replay, reconcile) whose
+// Sanity project or dataset is not the one serve writes for this journal: a
+// replay there would record a sale as applied to a dataset the shop does not
+// read, and leave the piece on sale in the real one.
+func checkCommandDataset(ctx context.Context, cfg config, db *journal.DB) error {
+	recorded, err := db.Setting(ctx, sanityDatasetSetting)
+	if err != nil {
+		return fmt.Errorf("reading the journal's Sanity dataset: %w", err)
+	}
+	if recorded != "" && recorded != sanityDataset(cfg) {
+		return configError{fmt.Sprintf("this shell's Sanity is project/dataset %s (SANITY_PROJECT_ID, SANITY_DATASET), but soldout serve writes this journal's sales to %s: use the server's settings", sanityDataset(cfg), recorded)}
+	}
+	return nil
+}
+
 // commandMode is the Stripe mode an operator command (replay, reconcile)
 // applies events in: the server's. A shell without the key takes the one
 // serve recorded in the journal, so that a replay cannot apply an event the
@@ -192,6 +231,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(addr st
 	}
 	defer a.journal.Close()
 	if err := recordStripeMode(ctx, cfg, a.journal, log); err != nil {
+		return err
+	}
+	if err := recordSanityDataset(ctx, cfg, a.journal, log); err != nil {
 		return err
 	}
 
