@@ -972,8 +972,32 @@ func TestOpsSalesListOfAKeptPiece(t *testing.T) {
 	o.sell("unpaid", "art-k", "cs_hold", "held")
 	o.sell("paid", "art-k", "cs_wait", "double_sale")
 	o.sell("async-failed", "art-k", "cs_hold", "release_skipped")
+	o.sell("unpaid", "art-k", "cs_sepa", "double_sale")
 	wantIn(t, "sales list of a kept piece", o.ok("sales", "list", "-artwork", "art-k"),
-		"kept for the buyers below", "checked out too (check that they paid)", "cs_wait")
+		"kept for the buyers below", "cs_wait", "checked out too, paid", "checked out too, delayed payment pending")
+	// Who paid decides who is refunded: each double sale says it, from its
+	// session's newest event that tells; here a failure not applied yet (a
+	// crash) for cs_sepa.
+	db, err := journal.Open(context.Background(), o.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	failure := stock.Event{ID: "evt_sepa_failed", Type: stock.CheckoutAsyncFailed, Created: time.Now(), Payload: []byte(`{"object":"event"}`),
+		Session: stock.Session{ID: "cs_sepa", ArtworkIDs: []string{"art-k"}}}
+	_, err = db.RecordDelivery(context.Background(), failure, time.Now())
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var views []saleView
+	o.decode(&views, "sales", "list", "-artwork", "art-k", "-state", "double_sale")
+	got := map[string]string{}
+	for _, v := range views {
+		got[v.SessionID] = v.Payment
+	}
+	if got["cs_wait"] != "paid" || got["cs_sepa"] != "payment failed: owes nothing" {
+		t.Errorf("payments of the double sales: %v", got)
+	}
 }
 
 // TestOpsStripeModeIsTheServers: a live server refuses a test-mode event,

@@ -132,6 +132,9 @@ type saleView struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Holder is, for a double sale, the session that holds the artwork.
 	Holder *saleView `json:"holder,omitempty"`
+	// Payment is, for a double sale, whether its buyer paid, as their
+	// session's events tell: who to refund depends on it.
+	Payment string `json:"payment,omitempty"`
 }
 
 func viewSale(s stock.Sale) saleView {

@@ -9,6 +9,7 @@ import (
 
 	"soldout/internal/journal"
 	"soldout/internal/stock"
+	"soldout/internal/stripehook"
 )
 
 const salesListSynopsis = `Lists the sales in the journal, newest first: who bought which artwork, when
@@ -71,12 +72,17 @@ func runSalesList(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	payments, err := doubleSalePayments(ctx, db, sales)
+	if err != nil {
+		return err
+	}
 	if *asJSON {
 		views := make([]saleView, len(sales))
 		for i, s := range sales {
 			views[i] = viewSale(s)
 			if s.State == stock.SaleDoubleSale {
 				views[i].Holder = viewSalePtr(holders[s.ArtworkID])
+				views[i].Payment = payments[saleKey(s)]
 			}
 		}
 		return printJSON(stdout, views)
@@ -86,7 +92,7 @@ func runSalesList(ctx context.Context, args []string, getenv func(string) string
 		return nil
 	}
 	printSales(stdout, sales)
-	printDoubleSales(stdout, sales, holders)
+	printDoubleSales(stdout, sales, holders, payments)
 	if cut {
 		fmt.Fprintf(stdout, "\nthe newest %d shown; there are more (-limit 0 shows all, -state double_sale every double sale).\n", *limit)
 	}
@@ -124,7 +130,72 @@ func printSales(w io.Writer, sales []stock.Sale) {
 	tw.Flush()
 }
 
-func printDoubleSales(w io.Writer, sales []stock.Sale, holders map[string]*stock.Sale) {
+// Payments of a double-sale buyer, as their session's events tell.
+const (
+	paymentPaid    = "paid"
+	paymentPending = "delayed payment pending"
+	paymentFailed  = "payment failed: owes nothing"
+	paymentUnknown = "payment unknown: check it in the Stripe Dashboard"
+)
+
+func saleKey(s stock.Sale) string { return s.ArtworkID + "\x00" + s.SessionID }
+
+// doubleSalePayments tells, for every double sale, whether its buyer paid,
+// from the newest of their session's events that says: who to refund
+// depends on it.
+func doubleSalePayments(ctx context.Context, db *journal.DB, sales []stock.Sale) (map[string]string, error) {
+	payments := make(map[string]string)
+	events := make(map[string][]stock.EventRecord) // by artwork, newest first
+	for _, s := range sales {
+		if s.State != stock.SaleDoubleSale {
+			continue
+		}
+		evs, ok := events[s.ArtworkID]
+		if !ok {
+			var err error
+			if evs, err = db.ListEvents(ctx, journal.EventFilter{ArtworkID: s.ArtworkID}); err != nil {
+				return nil, err
+			}
+			events[s.ArtworkID] = evs
+		}
+		payment, err := paymentOf(ctx, db, evs, s.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		payments[saleKey(s)] = payment
+	}
+	return payments, nil
+}
+
+func paymentOf(ctx context.Context, db *journal.DB, evs []stock.EventRecord, session string) (string, error) {
+	for _, e := range evs {
+		if e.SessionID != session {
+			continue
+		}
+		switch e.Type {
+		case stock.CheckoutAsyncFailed:
+			return paymentFailed, nil
+		case stock.CheckoutAsyncSucceeded:
+			return paymentPaid, nil
+		case stock.CheckoutCompleted:
+			full, err := db.Event(ctx, e.ID)
+			if err != nil {
+				return "", err
+			}
+			ev, err := stripehook.Decode(full.Payload)
+			switch {
+			case err != nil: // a success-page event, say: not Stripe's shape
+			case ev.Session.PaymentStatus == stock.PaymentUnpaid:
+				return paymentPending, nil
+			default:
+				return paymentPaid, nil
+			}
+		}
+	}
+	return paymentUnknown, nil
+}
+
+func printDoubleSales(w io.Writer, sales []stock.Sale, holders map[string]*stock.Sale, payments map[string]string) {
 	if len(holders) == 0 {
 		return
 	}
@@ -148,7 +219,7 @@ func printDoubleSales(w io.Writer, sales []stock.Sale, holders map[string]*stock
 		}
 		for _, o := range sales {
 			if o.ArtworkID == s.ArtworkID && o.State == stock.SaleDoubleSale {
-				row(o, "checked out too (check that they paid)")
+				row(o, "checked out too, "+payments[saleKey(o)])
 			}
 		}
 	}
