@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -136,11 +137,11 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 	olderNote := func() {
 		if older > 0 {
 			fmt.Fprintf(stdout, "\n%d more not applied, first received before this window: `soldout events list%s -since 0` lists them.\n",
-				older, listFlags(*typ, outcomeOr(*outcome, filterNotApplied), *artwork))
+				older, filterFlags(shellQuote, *typ, outcomeOr(*outcome, filterNotApplied), *artwork))
 		}
 	}
 	if len(recs) == 0 {
-		fmt.Fprintf(stdout, "no events match%s (journal: %s)", describeFilters(*typ, *outcome, *artwork), db.Kind())
+		fmt.Fprintf(stdout, "no events match%s (journal: %s)", filterFlags(strconv.Quote, *typ, *outcome, *artwork), db.Kind())
 		if *since > 0 {
 			fmt.Fprintf(stdout, " in the last %s; -since 0 looks at all", *since)
 		}
@@ -175,14 +176,14 @@ func runEventsList(ctx context.Context, args []string, getenv func(string) strin
 
 // notAppliedAdvice says what to do about an event not applied.
 func notAppliedAdvice(rec stock.EventRecord) string {
-	cause := "Fix what the last error says"
+	cause, then := "Fix what the last error says", "then"
 	if rec.Outcome == "" {
-		cause = "Not finished: a crash or a stop interrupted it; the next delivery finishes it"
+		cause, then = "Not finished: a crash or a stop interrupted it; the next delivery finishes it", "or"
 	}
 	if strings.HasPrefix(rec.ID, httpapi.FulfilEventPrefix) {
 		return "Not applied. " + cause + "; this one came from the success page, so `soldout reconcile --apply` applies its session (replay cannot)."
 	}
-	return "Not applied. " + cause + ", or: soldout replay " + rec.ID
+	return "Not applied. " + cause + ", " + then + ": soldout replay " + rec.ID
 }
 
 // notAppliedOf is the part of the outcomes filtered for (all, when none)
@@ -207,26 +208,13 @@ func outcomeOr(outcome, fallback string) string {
 	return outcome
 }
 
-// describeFilters names the filters given, for a listing that found nothing.
-func describeFilters(typ, outcome, artwork string) string {
-	var parts []string
-	for _, f := range []struct{ flag, value string }{{"-type", typ}, {"-outcome", outcome}, {"-artwork", artwork}} {
-		if f.value != "" {
-			parts = append(parts, fmt.Sprintf("%s %q", f.flag, f.value))
-		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return " " + strings.Join(parts, " ")
-}
-
-// listFlags is the filters given as flags to paste, quoted for a shell.
-func listFlags(typ, outcome, artwork string) string {
+// filterFlags is the filters given as flags, each value quoted by quote:
+// strconv.Quote to name them, shellQuote for a command to paste.
+func filterFlags(quote func(string) string, typ, outcome, artwork string) string {
 	var b strings.Builder
 	for _, f := range []struct{ flag, value string }{{"-type", typ}, {"-outcome", outcome}, {"-artwork", artwork}} {
 		if f.value != "" {
-			b.WriteString(" " + f.flag + " " + shellQuote(f.value))
+			b.WriteString(" " + f.flag + " " + quote(f.value))
 		}
 	}
 	return b.String()

@@ -199,7 +199,8 @@ func TestOpsEventsAndSales(t *testing.T) {
 	wantIn(t, "events list -outcome not_applied", o.ok("events", "list", "-outcome", "not_applied"), "evt_crashed", ghost.EventID, "2 not applied")
 	// Counted over the window, not over the rows -limit leaves.
 	wantIn(t, "events list -limit 1", o.ok("events", "list", "-limit", "1"), "2 not applied in this window")
-	wantIn(t, "events show of an unfinished event", o.ok("events", "show", "evt_crashed"), "Not finished: a crash or a stop interrupted it", "soldout replay evt_crashed")
+	wantIn(t, "events show of an unfinished event", o.ok("events", "show", "evt_crashed"), "Not finished: a crash or a stop interrupted it; the next delivery finishes it, or: soldout replay evt_crashed")
+	wantIn(t, "events show of a failed event", o.ok("events", "show", ghost.EventID), "Fix what the last error says, then: soldout replay "+ghost.EventID)
 	wantIn(t, "events list -limit 2", o.ok("events", "list", "-limit", "2"), "the newest 2 shown; there are more", "-limit 0")
 	if out := o.ok("events", "list", "-limit", "6"); strings.Contains(out, "newest") {
 		t.Errorf("events list -limit 6 of 6 events says that there may be more:\n%s", out)
