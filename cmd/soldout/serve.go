@@ -103,15 +103,25 @@ func recordedStripeMode(ctx context.Context, db *journal.DB) (stock.StripeMode, 
 // dataset serve writes: its sales are of that dataset's artworks.
 const sanityDatasetSetting = "sanity_dataset"
 
+// recordedSanityDataset is the project/dataset the last serve recorded; ""
+// when none did.
+func recordedSanityDataset(ctx context.Context, db *journal.DB) (string, error) {
+	v, err := db.Setting(ctx, sanityDatasetSetting)
+	if err != nil {
+		return "", fmt.Errorf("reading the journal's Sanity dataset: %w", err)
+	}
+	return v, nil
+}
+
 func sanityDataset(cfg config) string { return cfg.Sanity.ProjectID + "/" + cfg.Sanity.Dataset }
 
 // recordSanityDataset stores the project and dataset serve writes, for the
 // commands run from other shells (checkCommandDataset), saying so when it
 // replaces another.
 func recordSanityDataset(ctx context.Context, cfg config, db *journal.DB, log *slog.Logger) error {
-	recorded, err := db.Setting(ctx, sanityDatasetSetting)
+	recorded, err := recordedSanityDataset(ctx, db)
 	if err != nil {
-		return fmt.Errorf("reading the journal's Sanity dataset: %w", err)
+		return err
 	}
 	if recorded != "" && recorded != sanityDataset(cfg) {
 		log.Warn("this serve writes to another Sanity project or dataset than the one that ran this journal before: fine if the shop moved its artworks, else fix SANITY_PROJECT_ID or SANITY_DATASET and restart; replay and reconcile now follow this one",
@@ -128,9 +138,9 @@ func recordSanityDataset(ctx context.Context, cfg config, db *journal.DB, log *s
 // replay there would record a sale as applied to a dataset the shop does not
 // read, and leave the piece on sale in the real one.
 func checkCommandDataset(ctx context.Context, cfg config, db *journal.DB) error {
-	recorded, err := db.Setting(ctx, sanityDatasetSetting)
+	recorded, err := recordedSanityDataset(ctx, db)
 	if err != nil {
-		return fmt.Errorf("reading the journal's Sanity dataset: %w", err)
+		return err
 	}
 	if recorded != "" && recorded != sanityDataset(cfg) {
 		return configError{fmt.Sprintf("this shell's Sanity is project/dataset %s (SANITY_PROJECT_ID, SANITY_DATASET), but soldout serve writes this journal's sales to %s: use the server's settings", sanityDataset(cfg), recorded)}
